@@ -1,0 +1,151 @@
+"""The architectures this project trains, each with the recipe that trains it.
+
+`ARCHITECTURES` maps a name to an `Architecture`; adding a network is one entry.
+model_1 and model_2 are the Keras tutorial's networks, layer for layer, trained
+with the tutorial's recipe. `resnet_airbench` is this project's strong network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from training.classes import CLASS_NAMES
+from training.preprocessing import INPUT_SHAPE, Scaling
+
+NUM_CLASSES = len(CLASS_NAMES)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published result to compare against (the tutorial's, for its two networks)."""
+
+    test_accuracy: float
+    epochs: int
+    seconds_per_epoch: float
+    hardware: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an architecture is trained; everything here is recorded in metrics.json."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    optimizer: str  # "rmsprop_decay" (tutorial) or "sgd_onecycle" (strong network)
+    scaling: Scaling
+    lr_decay: float = 0.0  # Old Keras `decay`: lr / (1 + decay * iterations).
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    ema_momentum: float | None = None  # Weight averaging (Keras optimizer EMA), None for off.
+    warmup_fraction: float = 0.0  # Share of steps spent ramping the learning rate up.
+    validate_each_epoch: bool = True
+    test_time_augmentation: str = "none"  # "none" or "hflip"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    description: str
+    build: Callable[[], keras.Model]
+    recipe: Recipe
+    reference: Reference | None = None
+
+
+def build_model_1() -> keras.Model:
+    """The tutorial's first network: two strided 5x5 convolutions, then a 512-unit dense layer."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Conv2D(32, (5, 5), strides=(2, 2), padding="same"),
+            layers.Activation("relu"),
+            layers.Conv2D(32, (5, 5), strides=(2, 2)),
+            layers.Activation("relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Dropout(0.25),
+            layers.Flatten(),
+            layers.Dense(512),
+            layers.Activation("relu"),
+            layers.Dropout(0.5),
+            layers.Dense(NUM_CLASSES),
+            layers.Activation("softmax"),
+        ],
+        name="model_1",
+    )
+
+
+def build_model_2() -> keras.Model:
+    """The tutorial's second network: four unstrided convolutions at full resolution."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Conv2D(32, (5, 5), strides=(1, 1), padding="same"),
+            layers.Activation("relu"),
+            layers.Conv2D(32, (5, 5), strides=(1, 1)),
+            layers.Activation("relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Dropout(0.5),
+            layers.Conv2D(32, (3, 3)),
+            layers.Activation("relu"),
+            layers.Conv2D(16, (3, 3)),
+            layers.Activation("relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Dropout(0.5),
+            layers.Flatten(),
+            layers.Dense(512),
+            layers.Activation("relu"),
+            layers.Dropout(0.5),
+            layers.Dense(NUM_CLASSES),
+            layers.Activation("softmax"),
+        ],
+        name="model_2",
+    )
+
+
+TUTORIAL_HARDWARE = "2019 laptop CPU (the tutorial's figures)"
+TUTORIAL_SOURCE = "Keras CIFAR-10 CNN tutorial"
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "model_1": Architecture(
+        name="model_1",
+        description="Tutorial CNN 1: 2 strided 5x5 convs (32), max-pool, dense 512; 181,162 parameters.",
+        build=build_model_1,
+        recipe=Recipe(
+            epochs=15,
+            batch_size=32,
+            learning_rate=0.0005,
+            optimizer="rmsprop_decay",
+            lr_decay=1e-6,
+            scaling=Scaling.UNIT,
+        ),
+        reference=Reference(0.6450, 15, 21.0, TUTORIAL_HARDWARE, TUTORIAL_SOURCE),
+    ),
+    "model_2": Architecture(
+        name="model_2",
+        description="Tutorial CNN 2: 4 unstrided convs (32/32/32/16), 2 max-pools, dense 512; 252,378 parameters.",
+        build=build_model_2,
+        recipe=Recipe(
+            epochs=5,
+            batch_size=32,
+            learning_rate=0.0001,
+            optimizer="rmsprop_decay",
+            lr_decay=1e-6,
+            scaling=Scaling.UNIT,
+        ),
+        reference=Reference(0.5064, 5, 199.0, TUTORIAL_HARDWARE, TUTORIAL_SOURCE),
+    ),
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ValueError(f"unknown architecture {name!r}; known: {known}") from None
