@@ -27,6 +27,7 @@ from training.optimizers import make_optimizer
 from training.preprocessing import INPUT_SHAPE
 
 HISTORY_FILE = "history.csv"
+AUGMENT_SHIFT_PIXELS = 2
 RUN_FILE = "run.json"
 
 
@@ -71,6 +72,8 @@ def train(options: TrainOptions) -> Path:
     keras.utils.set_random_seed(options.seed)
     steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
     model = architecture.build()
+    if architecture.initialize:
+        architecture.initialize(model, x_train, recipe.scaling)
     model.compile(
         optimizer=make_optimizer(recipe, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
@@ -116,7 +119,21 @@ def _dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, shuffle: bo
         lambda x, y: (scale_tensor(x, recipe.scaling), tf.one_hot(y, NUM_CLASSES)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if shuffle and recipe.augment:
+        augmenter = _augmenter(seed)
+        data = data.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _augmenter(seed: int) -> keras.Sequential:
+    """Mirror images and shift them by up to 2 whole pixels (reflected borders), as airbench does."""
+    shift = AUGMENT_SHIFT_PIXELS / INPUT_SHAPE[0]
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed),
+        ]
+    )
 
 
 def _verbosity(requested: int | None) -> int:

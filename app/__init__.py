@@ -1,0 +1,1 @@
+"""The FastAPI service that serves the model store: predictions, model cards, comparisons."""

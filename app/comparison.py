@@ -1,0 +1,111 @@
+"""Compare models from their stored metrics, answering the tutorial's closing exercise.
+
+The tutorial asks how model_2 compares with model_1: parameters, training time,
+and loss and accuracy on the training and validation sets. `compare_models` puts
+those numbers side by side and writes the answer as a short paragraph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException
+
+from training import artifacts
+
+
+def compare_models(models_dir: Path, names: list[str]) -> dict[str, Any]:
+    """Numbers for the newest version of each named model; raises ArtifactNotFound for unknown names."""
+    if not names:
+        raise HTTPException(422, "name at least one model, e.g. ?names=model_1,model_2")
+    rows = [_row(models_dir, name) for name in dict.fromkeys(names)]
+    return {"models": rows, "summary": describe(rows)}
+
+
+def _row(models_dir: Path, name: str) -> dict[str, Any]:
+    folder = artifacts.version_dir(models_dir, name)
+    metrics = artifacts.read_json(folder, artifacts.METRICS_FILE)
+    history = metrics["history"]
+    last = history[-1] if history else {}
+    return {
+        "name": name,
+        "version": int(folder.name),
+        "params": artifacts.read_json(folder, artifacts.SUMMARY_FILE)["total_params"],
+        "epochs": metrics["epochs"],
+        "seconds_per_epoch": metrics["seconds_per_epoch"],
+        "training_seconds": metrics["training_seconds"],
+        "images_per_second": metrics["images_per_second"],
+        "final_loss": last.get("loss"),
+        "final_accuracy": last.get("accuracy"),
+        "final_val_loss": last.get("val_loss"),
+        "final_val_accuracy": last.get("val_accuracy"),
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
+        "test_time_augmentation": metrics.get("test_time_augmentation", "none"),
+        "history": history,
+    }
+
+
+def describe(rows: list[dict[str, Any]]) -> str:
+    """A paragraph in plain words; every number comes from the stored metrics."""
+    first = rows[0]
+    sentences = [_describe_one(first)]
+    for other in rows[1:]:
+        sentences.append(_describe_against(other, first))
+    if len(rows) > 1:
+        best = max(rows, key=lambda row: row["test_accuracy"])
+        sentences.append(f"The most accurate on the test set is {best['name']} ({best['test_accuracy']:.2%}).")
+    return " ".join(sentences)
+
+
+def _describe_one(row: dict[str, Any]) -> str:
+    text = (
+        f"{row['name']} has {row['params']:,} parameters and trained for {row['epochs']} epochs "
+        f"at {row['seconds_per_epoch']:.1f} s per epoch ({row['training_seconds'] / 60:.1f} min in all)"
+    )
+    if row["final_accuracy"] is not None:
+        text += f"; it ended with training loss {row['final_loss']:.3f} and accuracy {row['final_accuracy']:.2%}"
+    if row["final_val_accuracy"] is not None:
+        text += f", validation loss {row['final_val_loss']:.3f} and accuracy {row['final_val_accuracy']:.2%}"
+    return text + f", and scores {row['test_accuracy']:.2%} on the 10,000 test images."
+
+
+def _describe_against(row: dict[str, Any], base: dict[str, Any]) -> str:
+    name, base_name = row["name"], base["name"]
+    parts = [
+        f"{name} has {row['params']:,} parameters, {_relative(row['params'], base['params'])} {base_name}'s "
+        f"{base['params']:,}",
+        f"an epoch takes {row['seconds_per_epoch']:.1f} s, {_ratio(row['seconds_per_epoch'], base['seconds_per_epoch'])} "
+        f"{base_name}'s {base['seconds_per_epoch']:.1f} s, over {row['epochs']} epochs against {base['epochs']}",
+    ]
+    if row["final_accuracy"] is not None and base["final_accuracy"] is not None:
+        parts.append(
+            f"its final training loss is {row['final_loss']:.3f} (vs {base['final_loss']:.3f}) and training accuracy "
+            f"{row['final_accuracy']:.2%} (vs {base['final_accuracy']:.2%})"
+        )
+    if row["final_val_accuracy"] is not None and base["final_val_accuracy"] is not None:
+        parts.append(
+            f"validation loss {row['final_val_loss']:.3f} (vs {base['final_val_loss']:.3f}) and validation accuracy "
+            f"{row['final_val_accuracy']:.2%} (vs {base['final_val_accuracy']:.2%})"
+        )
+    gap = (row["test_accuracy"] - base["test_accuracy"]) * 100
+    parts.append(
+        f"its test accuracy is {row['test_accuracy']:.2%}, {abs(gap):.1f} points "
+        f"{'above' if gap >= 0 else 'below'} {base_name}'s {base['test_accuracy']:.2%}"
+    )
+    return "; ".join(parts) + "."
+
+
+def _relative(value: float, base: float) -> str:
+    if base == 0 or value == base:
+        return "the same as"
+    change = (value - base) / base * 100
+    return f"{abs(change):.0f}% {'more' if change > 0 else 'fewer'} than"
+
+
+def _ratio(value: float, base: float) -> str:
+    if base <= 0:
+        return "compared with"
+    ratio = value / base
+    return f"{ratio:.1f}x" if ratio >= 1 else f"{1 / ratio:.1f}x less than"

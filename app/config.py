@@ -1,0 +1,34 @@
+"""All of the service's configuration, read once from the environment (or a .env file)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    models_dir: Path = Field(Path("models"), description="The model store, models/<name>/<version>/.")
+    default_model: str | None = Field(None, description="Model used when a request names none; else the most accurate.")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above).")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest declared width x height (413 above).")
+    max_batch_files: int = Field(32, gt=0, description="Most files in one POST /predict/batch.")
+    batch_max_size: int = Field(32, gt=0, description="Micro-batching: most images in one forward pass.")
+    batch_max_wait_ms: float = Field(2.0, ge=0, description="Micro-batching: how long a batch waits to fill up.")
+    poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
+    workers: int = Field(1, gt=0, description="uvicorn worker processes sharing the CPU (sets TF's thread counts).")
+    tf_intra_op_threads: int | None = Field(None, description="TensorFlow threads per op; default: CPUs / workers.")
+    log_level: str = Field("info", description="Python logging level.")
+
+    def intra_op_threads(self) -> int:
+        return self.tf_intra_op_threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

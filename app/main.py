@@ -1,0 +1,93 @@
+"""Builds the FastAPI application; `uvicorn app.main:app` serves it.
+
+Nothing heavy happens at import: the lifespan starts loading the model store in the
+background (so /healthz answers at once and /readyz says 503 until models are
+warm), then keeps polling the store for new versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from app.config import Settings, get_settings
+from app.errors import register_error_handlers
+from app.registry import ModelRegistry
+from app.routers import health, models, predict
+from app.uploads import BodySizeLimit
+
+STATIC_DIR = Path(__file__).parent / "static"
+logger = logging.getLogger(__name__)
+
+
+def configure_tensorflow(settings: Settings) -> None:
+    """Match TensorFlow's thread pools to the CPUs this worker may use; only possible before TF starts."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads())
+        tf.config.threading.set_inter_op_parallelism_threads(1)  # One batch runs at a time anyway.
+    except RuntimeError:
+        logger.debug("TensorFlow was already initialised; keeping its thread settings")
+
+
+async def _load_then_poll(registry: ModelRegistry) -> None:
+    try:
+        await registry.refresh()
+    finally:
+        registry.ready.set()
+    if registry.settings.poll_interval_seconds > 0:
+        await registry.poll()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    configure_tensorflow(settings)
+    registry = ModelRegistry(settings)
+    app.state.registry = registry
+    loader = asyncio.create_task(_load_then_poll(registry))
+    yield
+    loader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loader
+    await registry.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    app = FastAPI(
+        title="CIFAR-10 classification service",
+        description="Classify images into the ten CIFAR-10 classes and inspect the models that do it.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+    app.include_router(predict.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def read_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).instrument(app).expose(
+        app, include_in_schema=False
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    return app
+
+
+app = create_app()

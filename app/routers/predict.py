@@ -1,0 +1,96 @@
+"""Classify uploaded images."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from app import metrics
+from app.deps import RegistryDep, SettingsDep
+from app.registry import LoadedModel
+from app.schemas import BatchItem, BatchPrediction, ClassProbability, ErrorResponse, Prediction
+from training.preprocessing import ImageError, decode_image
+
+router = APIRouter(tags=["predict"])
+
+ERRORS = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "The file is empty, truncated or corrupt.",
+        404: "Unknown model or version.",
+        413: "The body or the image's declared size is over the limit.",
+        415: "Not a supported image format.",
+        503: "The model is still loading or failed to load.",
+    }.items()
+}
+ModelQuery = Annotated[str | None, Query(description="Model name; default: DEFAULT_MODEL or the most accurate.")]
+VersionQuery = Annotated[int | None, Query(ge=1, description="Model version; default: the newest.")]
+TopKQuery = Annotated[int, Query(ge=1, le=10, description="How many of the most probable classes to list.")]
+
+
+@router.post("/predict", response_model=Prediction, responses=ERRORS)
+async def predict_image(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="An image: PNG, JPEG, GIF, BMP or WebP.")],
+    model: ModelQuery = None,
+    version: VersionQuery = None,
+    top_k: TopKQuery = 3,
+) -> Prediction:
+    """Classify one image into one of the ten CIFAR-10 classes."""
+    loaded = registry.get(model, version)
+    image = await run_in_threadpool(decode_image, await file.read(), settings.max_image_pixels)
+    return await _classify(loaded, image, top_k)
+
+
+@router.post("/predict/batch", response_model=BatchPrediction, responses=ERRORS)
+async def predict_batch(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile], File(description="Several images; each gets its own result or error.")],
+    model: ModelQuery = None,
+    version: VersionQuery = None,
+    top_k: TopKQuery = 3,
+) -> BatchPrediction:
+    """Classify several images in one request; a bad file gets an error entry, not a failed request."""
+    if len(files) > settings.max_batch_files:
+        raise HTTPException(422, f"{len(files)} files sent; at most {settings.max_batch_files} per request")
+    loaded = registry.get(model, version)
+    # Submitted together, so the micro-batcher runs them as one forward pass; gather keeps the order.
+    results = await asyncio.gather(
+        *(_classify_upload(loaded, upload, settings.max_image_pixels, top_k) for upload in files)
+    )
+    return BatchPrediction(model=loaded.name, version=loaded.version, results=list(results))
+
+
+async def _classify_upload(loaded: LoadedModel, upload: UploadFile, max_pixels: int, top_k: int) -> BatchItem:
+    try:
+        image = await run_in_threadpool(decode_image, await upload.read(), max_pixels)
+    except ImageError as error:
+        return BatchItem(filename=upload.filename, error=str(error), status=error.status)
+    return BatchItem(filename=upload.filename, prediction=await _classify(loaded, image, top_k))
+
+
+async def _classify(loaded: LoadedModel, image: np.ndarray, top_k: int) -> Prediction:
+    start = time.perf_counter()
+    probabilities = await loaded.batcher.predict(image)
+    version = str(loaded.version)
+    metrics.INFERENCE_SECONDS.labels(loaded.name, version).observe(time.perf_counter() - start)
+    names = loaded.class_names
+    ranked = np.argsort(-probabilities, kind="stable")
+    best = int(ranked[0])
+    metrics.PREDICTIONS.labels(loaded.name, version, names[best]).inc()
+    return Prediction(
+        model=loaded.name,
+        version=loaded.version,
+        class_index=best,
+        class_name=names[best],
+        probability=float(probabilities[best]),
+        top_k=[ClassProbability(index=int(i), name=names[i], probability=float(probabilities[i])) for i in ranked[:top_k]],
+        probabilities={name: float(p) for name, p in zip(names, probabilities, strict=True)},
+    )

@@ -1,0 +1,93 @@
+"""Response bodies, as the OpenAPI page at /docs shows them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What was wrong with the request, in plain words.")
+
+
+class ClassProbability(BaseModel):
+    index: int
+    name: str
+    probability: float
+
+
+class Prediction(BaseModel):
+    model: str
+    version: int
+    class_index: int
+    class_name: str
+    probability: float
+    top_k: list[ClassProbability]
+    probabilities: dict[str, float] = Field(description="All ten classes, in label order.")
+
+
+class BatchItem(BaseModel):
+    filename: str | None
+    prediction: Prediction | None = None
+    error: str | None = None
+    status: int = Field(200, description="The HTTP status this file alone would have received.")
+
+
+class BatchPrediction(BaseModel):
+    model: str
+    version: int
+    results: list[BatchItem]
+
+
+class VersionStatus(BaseModel):
+    version: int
+    state: str = Field(description="loading, available or failed")
+    error: str | None = None
+    params: int | None = None
+    test_accuracy: float | None = None
+    created_at: str | None = None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    description: str | None
+    is_default: bool
+    served_version: int | None = Field(description="Newest available version, served when a request names none.")
+    params: int | None
+    test_accuracy: float | None
+    versions: list[VersionStatus]
+
+
+class ModelList(BaseModel):
+    default_model: str | None
+    models: list[ModelInfo]
+
+
+class LayerRow(BaseModel):
+    name: str
+    type: str
+    output_shape: list[int | None]
+    params: int
+
+
+class LayerSummary(BaseModel):
+    model: str
+    version: int
+    layers: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    non_trainable_params: int
+    text: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    models: dict[str, list[int]] = Field(description="Available versions per model.")
+
+
+JSONDict = dict[str, Any]
