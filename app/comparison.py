@@ -76,7 +76,8 @@ def _describe_against(row: dict[str, Any], base: dict[str, Any]) -> str:
     parts = [
         f"{name} has {row['params']:,} parameters, {_relative(row['params'], base['params'])} {base_name}'s "
         f"{base['params']:,}",
-        f"an epoch takes {row['seconds_per_epoch']:.1f} s, {_ratio(row['seconds_per_epoch'], base['seconds_per_epoch'])} "
+        f"an epoch takes {row['seconds_per_epoch']:.1f} s, "
+        f"{_ratio(row['seconds_per_epoch'], base['seconds_per_epoch'])} "
         f"{base_name}'s {base['seconds_per_epoch']:.1f} s, over {row['epochs']} epochs against {base['epochs']}",
     ]
     if row["final_accuracy"] is not None and base["final_accuracy"] is not None:

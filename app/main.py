@@ -83,9 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def read_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
-    Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).instrument(app).expose(
-        app, include_in_schema=False
-    )
+    Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).instrument(app).expose(app, include_in_schema=False)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     return app
 

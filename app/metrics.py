@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 PREDICTIONS = Counter(
-    "cifar_predictions_total", "Images classified, by model, version and predicted class.", ["model", "version", "label"]
+    "cifar_predictions_total",
+    "Images classified, by model, version and predicted class.",
+    ["model", "version", "label"],
 )
 INFERENCE_SECONDS = Histogram(
     "cifar_predict_seconds",

@@ -63,13 +63,13 @@ def load_version(folder: Path) -> tuple[dict[str, Any], Callable[[np.ndarray], n
         raise ValueError(f"input shape {metadata.get('input_shape')} is not {list(INPUT_SHAPE)}")
     model = keras.saving.load_model(folder / artifacts.MODEL_FILE, compile=False)
     forward = make_forward(model, metadata["scaling"], metadata.get("test_time_augmentation", "none"))
-    if int(model.output.shape[-1]) != len(metadata["class_names"]):
-        raise ValueError("the model's output size does not match its class list")
 
     def predict(images: np.ndarray) -> np.ndarray:
         return forward(images).numpy()
 
-    predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Warm-up: traces the graph before traffic arrives.
+    warm_up = predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Traces the graph before traffic arrives.
+    if warm_up.shape != (1, len(metadata["class_names"])):
+        raise ValueError(f"the model outputs {warm_up.shape[1:]} values for {len(metadata['class_names'])} classes")
     return metadata, predict
 
 

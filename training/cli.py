@@ -23,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=int, help="train on the first N training images only (quick runs)")
     commands.add_parser("list", help="list the architectures and their recipes")
+    samples = commands.add_parser("export-samples", help="write CIFAR-10 test images as PNGs for the web page")
+    samples.add_argument("--out", type=Path, default=Path("app/static/samples"))
+    samples.add_argument("--per-class", type=int, default=4)
+    samples.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     return parser
 
 
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, architecture in sorted(ARCHITECTURES.items()):
             print(f"{name:18} {architecture.description}")
         return 0
+    if args.command == "export-samples":
+        return _export_samples(args.out, args.per_class, args.data)
     for flag in ("epochs", "batch_size", "limit"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -56,4 +62,24 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: no version was published; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"published {published}")
+    return 0
+
+
+def _export_samples(out: Path, per_class: int, data: Path | None) -> int:
+    """The first `per_class` test images of each class, as PNGs plus a samples.json manifest."""
+    import json
+
+    from training.data import load_cifar10
+    from training.preprocessing import encode_png
+
+    dataset = load_cifar10(data)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for label, name in enumerate(dataset.class_names):
+        for index in [int(i) for i in (dataset.y_test == label).nonzero()[0][:per_class]]:
+            filename = f"test_{index:05d}_{name}.png"
+            (out / filename).write_bytes(encode_png(dataset.x_test[index]))
+            manifest.append({"file": filename, "test_index": index, "label": label, "class_name": name})
+    (out / "samples.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"wrote {len(manifest)} samples to {out}")
     return 0

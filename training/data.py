@@ -107,8 +107,9 @@ def load_batches_dir(folder: Path) -> Cifar10:
     )
 
 
-def extract_archive(archive: Path, cache_dir: Path = EXTRACT_CACHE) -> Path:
+def extract_archive(archive: Path, cache_dir: Path | None = None) -> Path:
     """Extract the .tar.gz into a cache keyed by the archive's size and mtime, never beside it."""
+    cache_dir = cache_dir or EXTRACT_CACHE
     stat = archive.stat()
     target = cache_dir / f"{archive.stem}-{stat.st_size}-{int(stat.st_mtime)}"
     if (target / BATCH_DIR_NAME / TEST_FILE).is_file():

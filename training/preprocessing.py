@@ -83,7 +83,7 @@ def _open(data: bytes) -> Image.Image:
         try:
             return Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
         except Image.DecompressionBombError as error:
-            raise ImageTooLarge(str(error)) from error
+            raise ImageTooLarge(f"image refused before decoding: {error}") from error
         except UnidentifiedImageError as error:
             formats = ", ".join(SUPPORTED_FORMATS)
             raise UnsupportedImage(f"not a supported image (expected one of {formats})") from error

@@ -64,6 +64,7 @@ def train(options: TrainOptions) -> Path:
     """Run the architecture's recipe (with any overrides) and return the published version folder."""
     architecture = get_architecture(options.architecture)
     recipe = _recipe_with_overrides(architecture.recipe, options)
+    environment = _environment()  # At the start: the commit whose code this run executes.
     dataset = load_cifar10(options.data)
     x_train, y_train = dataset.x_train, dataset.y_train
     if options.limit:
@@ -81,21 +82,25 @@ def train(options: TrainOptions) -> Path:
     )
     run = _run_description(architecture, recipe, options, dataset, len(x_train))
     checkpoints = _prepare_checkpoints(options.models_dir, architecture.name, run)
-    validation = _dataset(dataset.x_test, dataset.y_test, recipe, shuffle=False) if recipe.validate_each_epoch else None
+    validation = (
+        _dataset(dataset.x_test, dataset.y_test, recipe, training=False) if recipe.validate_each_epoch else None
+    )
     model.fit(
-        _dataset(x_train, y_train, recipe, shuffle=True, seed=options.seed),
+        _dataset(x_train, y_train, recipe, training=True, seed=options.seed),
         epochs=recipe.epochs,
         validation_data=validation,
         callbacks=[
-            keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
-            EpochTimer(),
+            EpochTimer(),  # First, so that the logger below sees its timings.
             keras.callbacks.CSVLogger(str(checkpoints / HISTORY_FILE), append=True),
+            keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
         ],
         shuffle=False,  # The dataset reshuffles itself every epoch.
         verbose=_verbosity(options.verbose),
     )
     history = _read_history(checkpoints / HISTORY_FILE)
-    published = _publish(model, architecture, recipe, run, history, dataset, options.models_dir)
+    published = _publish(
+        model, architecture, recipe, run | {"environment": environment}, history, dataset, options.models_dir
+    )
     shutil.rmtree(checkpoints, ignore_errors=True)
     return published
 
@@ -109,17 +114,20 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
     return replace(recipe, **changes)
 
 
-def _dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, shuffle: bool, seed: int = 0) -> tf.data.Dataset:
-    """uint8 arrays stay uint8 in memory; each batch is scaled and one-hot encoded on the fly."""
+def _dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, training: bool, seed: int = 0) -> tf.data.Dataset:
+    """uint8 arrays stay uint8 in memory; each batch is scaled and one-hot encoded on the fly.
+
+    For training the data is reshuffled every epoch and, if the recipe says so, augmented.
+    """
     data = tf.data.Dataset.from_tensor_slices((images, labels))
-    if shuffle:
+    if training:
         data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(recipe.batch_size)
     data = data.map(
         lambda x, y: (scale_tensor(x, recipe.scaling), tf.one_hot(y, NUM_CLASSES)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    if shuffle and recipe.augment:
+    if training and recipe.augment:
         augmenter = _augmenter(seed)
         data = data.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
@@ -182,11 +190,14 @@ def _prepare_checkpoints(models_dir: Path, name: str, run: dict[str, Any]) -> Pa
 
 
 def _read_history(path: Path) -> list[dict[str, float]]:
+    """Per-epoch rows; an epoch repeated after a resume keeps its last (completed) row."""
     with path.open(newline="") as handle:
         rows = [{key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)]
+    by_epoch: dict[int, dict[str, float]] = {}
     for row in rows:
         row["epoch"] = int(row["epoch"]) + 1  # Keras counts from 0; people count from 1.
-    return rows
+        by_epoch[row["epoch"]] = row
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
 def _publish(
@@ -207,7 +218,7 @@ def _publish(
         results["test_accuracy_without_tta"] = plain["test_accuracy"]
         results["test_loss_without_tta"] = plain["test_loss"]
 
-    serving = _without_optimizer(model)
+    serving = _without_optimizer(model, architecture)
     summary = reports.layer_summary(serving)
     train_seconds = sum(row["train_seconds"] for row in history)
     metrics = {
@@ -224,7 +235,7 @@ def _publish(
         "hyperparameters": run["recipe"]
         | {"seed": run["seed"], "limit": run["limit"], "train_images": run["train_images"]},
         "dataset": run["dataset"],
-        "environment": _environment(),
+        "environment": run["environment"],
         "reference": asdict(architecture.reference) if architecture.reference else None,
     }
     metadata = {
@@ -262,9 +273,10 @@ def _evaluate(model: keras.Model, recipe: Recipe, tta: str, dataset: Cifar10) ->
     return reports.test_results(predict_in_batches(forward, dataset.x_test), dataset.y_test, dataset.class_names)
 
 
-def _without_optimizer(model: keras.Model) -> keras.Model:
+def _without_optimizer(model: keras.Model, architecture: Architecture) -> keras.Model:
     """An uncompiled copy: serving needs weights and graph only; optimizer slots would double the file."""
-    serving = keras.models.clone_model(model)
+    # Not clone_model or model_from_json: in Keras 3 both recompile the copy, optimizer included.
+    serving = architecture.build()
     serving.set_weights(model.get_weights())
     return serving
 

@@ -22,7 +22,9 @@ VersionQuery = Annotated[int | None, Query(ge=1, description="Model version; def
 def list_models(registry: RegistryDep) -> ModelList:
     """Every model in the store with its versions, load status, size and accuracy."""
     default = registry.default_model()
-    return ModelList(default_model=default, models=[_model_info(registry, name, default) for name in registry.model_names()])
+    return ModelList(
+        default_model=default, models=[_model_info(registry, name, default) for name in registry.model_names()]
+    )
 
 
 @router.get("/compare", responses=NOT_FOUND)

@@ -91,6 +91,8 @@ async def _classify(loaded: LoadedModel, image: np.ndarray, top_k: int) -> Predi
         class_index=best,
         class_name=names[best],
         probability=float(probabilities[best]),
-        top_k=[ClassProbability(index=int(i), name=names[i], probability=float(probabilities[i])) for i in ranked[:top_k]],
+        top_k=[
+            ClassProbability(index=int(i), name=names[i], probability=float(probabilities[i])) for i in ranked[:top_k]
+        ],
         probabilities={name: float(p) for name, p in zip(names, probabilities, strict=True)},
     )

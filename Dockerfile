@@ -1,0 +1,29 @@
+# One image for both jobs: `api` serves the model store, `train` writes new versions into it.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    MODELS_DIR=/srv/models
+
+WORKDIR /srv
+
+# Dependencies first, read from pyproject.toml alone: editing the code never reinstalls TensorFlow.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt \
+    && useradd --create-home --uid 1000 app \
+    && mkdir -p /srv/models && chown app:app /srv/models
+
+COPY training ./training
+COPY app ./app
+
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,292 @@
+// The page talks only to the public API: /predict, /models, /models/{name}/..., /models/compare.
+"use strict";
+
+const COLORS = ["#3558d4", "#d4533f", "#2f9e6e", "#a855c7", "#d49a1f", "#1f9bd4"];
+const $ = (selector) => document.querySelector(selector);
+const percent = (value, digits = 1) => `${(value * 100).toFixed(digits)}%`;
+const number = (value) => value.toLocaleString("en-US");
+
+let models = [];        // GET /models "models"
+let currentImage = null; // the Blob last classified, reused when the model choice changes
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+async function getJSON(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(await explain(response));
+  return response.json();
+}
+
+// Turn an API error into a sentence a person can act on.
+async function explain(response) {
+  let detail = "";
+  try { detail = (await response.json()).detail; } catch { /* not JSON */ }
+  if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; ");
+  const plain = {
+    400: "The image could not be read: it looks empty, cut short or damaged.",
+    404: "That model or version does not exist.",
+    413: "That file is too large. Please choose a smaller image (the limit is 10 MB and 40 megapixels).",
+    415: "That file is not an image the service understands. Use a PNG, JPEG, GIF, BMP or WebP image.",
+    422: "The request was not understood.",
+    503: "The model is still loading. Please try again in a moment.",
+  }[response.status] || `The server answered with an error (${response.status}).`;
+  return detail ? `${plain} (${detail})` : plain;
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+// ---- classifying -------------------------------------------------------------------
+async function classify(blob, label = "your image") {
+  currentImage = blob;
+  showError("");
+  const preview = $("#preview");
+  preview.src = URL.createObjectURL(blob);
+  preview.alt = `Preview of ${label}`;
+  preview.hidden = false;
+  $("#dropzone-text").textContent = "Drop, paste or choose another image";
+  const names = $("#all-models").checked ? models.filter((m) => m.served_version).map((m) => m.name)
+                                         : [$("#model-select").value];
+  const results = $("#results");
+  results.replaceChildren(element("p", { class: "muted", text: "Classifying…" }));
+  const answers = await Promise.all(names.map((name) => predict(blob, name)));
+  results.replaceChildren();
+  const failures = answers.filter((answer) => answer.error);
+  if (failures.length) showError(failures[0].error);
+  for (const answer of answers.filter((a) => !a.error)) results.append(resultCard(answer));
+}
+
+async function predict(blob, model) {
+  const form = new FormData();
+  form.append("file", blob, blob.name || "image");
+  try {
+    const response = await fetch(`/predict?model=${encodeURIComponent(model)}&top_k=5`, { method: "POST", body: form });
+    if (!response.ok) return { error: await explain(response) };
+    return response.json();
+  } catch {
+    return { error: "The service could not be reached. Is it running?" };
+  }
+}
+
+function resultCard(prediction) {
+  const card = element("div", { class: "result", "data-model": prediction.model });
+  card.append(
+    element("h3", { text: `${prediction.model} v${prediction.version}` }),
+    element("p", { class: "verdict", text: `${prediction.class_name} · ${percent(prediction.probability)}` }),
+  );
+  for (const entry of prediction.top_k) {
+    const fill = element("div", { class: "fill" });
+    fill.style.width = percent(entry.probability, 2);
+    card.append(element("div", { class: "bar" },
+      element("span", { text: entry.name }),
+      element("div", { class: "track", role: "meter", "aria-valuenow": entry.probability.toFixed(3),
+                       "aria-valuemin": "0", "aria-valuemax": "1", "aria-label": entry.name }, fill),
+      element("span", { class: "value", text: percent(entry.probability) })));
+  }
+  return card;
+}
+
+function setUpInput() {
+  const zone = $("#dropzone");
+  const input = $("#file-input");
+  input.addEventListener("change", () => input.files[0] && classify(input.files[0], input.files[0].name));
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    zone.addEventListener(type, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file) classify(file, file.name);
+  });
+  document.addEventListener("paste", (event) => {
+    const item = [...event.clipboardData.items].find((i) => i.kind === "file");
+    if (item) classify(item.getAsFile(), "the pasted image");
+  });
+  const rerun = () => currentImage && classify(currentImage);
+  $("#model-select").addEventListener("change", rerun);
+  $("#all-models").addEventListener("change", rerun);
+}
+
+async function showSamples() {
+  const samples = await getJSON("/static/samples/samples.json");
+  const strip = $("#samples");
+  for (const sample of samples) {
+    const button = element("button", { type: "button", role: "listitem", "aria-pressed": "false",
+      title: `Test image ${sample.test_index}: ${sample.class_name}`,
+      "aria-label": `Classify test image ${sample.test_index} (a ${sample.class_name})` },
+      element("img", { src: `/static/samples/${sample.file}`, alt: sample.class_name }));
+    button.addEventListener("click", async () => {
+      strip.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", "false"));
+      button.setAttribute("aria-pressed", "true");
+      const blob = await (await fetch(`/static/samples/${sample.file}`)).blob();
+      classify(new File([blob], sample.file, { type: "image/png" }), `a ${sample.class_name}`);
+    });
+    strip.append(button);
+  }
+}
+
+// ---- model cards -------------------------------------------------------------------
+async function showCards(defaultModel) {
+  const container = $("#model-cards");
+  container.replaceChildren();
+  for (const model of models.filter((m) => m.served_version)) {
+    const card = $("#card-template").content.firstElementChild.cloneNode(true);
+    card.dataset.model = model.name;
+    card.querySelector("h3").textContent = `${model.name} v${model.served_version}${model.name === defaultModel ? " (default)" : ""}`;
+    card.querySelector(".description").textContent = model.description || "";
+    container.append(card);
+    fillCard(card, model).catch((error) => card.append(element("p", { class: "error", text: error.message })));
+  }
+}
+
+async function fillCard(card, model) {
+  const base = `/models/${encodeURIComponent(model.name)}`;
+  const [summary, metrics] = await Promise.all([getJSON(`${base}/summary`), getJSON(`${base}/metrics`)]);
+  const facts = [
+    ["Parameters", number(summary.total_params)],
+    ["Test accuracy", percent(metrics.test_accuracy, 2) + (metrics.test_time_augmentation !== "none" ? " (with flip TTA)" : "")],
+    ["Epochs", metrics.epochs],
+    ["Seconds per epoch", metrics.seconds_per_epoch.toFixed(1)],
+    ["Training time", `${(metrics.training_seconds / 60).toFixed(1)} min`],
+    ["Versions", model.versions.map((v) => `v${v.version} ${v.state}`).join(", ")],
+  ];
+  if (metrics.reference) facts.push(["Tutorial's result", `${percent(metrics.reference.test_accuracy, 2)} after ${metrics.reference.epochs} epochs`]);
+  card.querySelector(".facts").append(...facts.flatMap(([k, v]) => [element("dt", { text: k }), element("dd", { text: String(v) })]));
+  const table = card.querySelector(".layers");
+  table.append(element("tr", {}, ...["Layer", "Type", "Output shape", "Params"].map((h) => element("th", { text: h }))));
+  for (const row of summary.layers) {
+    table.append(element("tr", {}, element("td", { text: row.name }), element("td", { text: row.type }),
+      element("td", { text: `(${row.output_shape.map((d) => d ?? "None").join(", ")})` }), element("td", { text: number(row.params) })));
+  }
+  const perClass = card.querySelector(".per-class");
+  for (const [name, accuracy] of Object.entries(metrics.per_class_accuracy)) {
+    const fill = element("div", { class: "fill" });
+    fill.style.width = percent(accuracy, 2);
+    perClass.append(element("div", { class: "bar" }, element("span", { text: name }),
+      element("div", { class: "track" }, fill), element("span", { class: "value", text: percent(accuracy) })));
+  }
+  card.querySelector(".curves").src = `${base}/plots/curves.png?version=${model.served_version}`;
+  card.querySelector(".confusion").src = `${base}/plots/confusion.png?version=${model.served_version}`;
+}
+
+// ---- comparison --------------------------------------------------------------------
+function setUpComparison() {
+  const choices = $("#compare-choices");
+  const served = models.filter((m) => m.served_version);
+  const initial = served.filter((m) => ["model_1", "model_2"].includes(m.name));
+  const checked = new Set((initial.length ? initial : served.slice(0, 2)).map((m) => m.name));
+  for (const model of served) {
+    const box = element("input", { type: "checkbox", value: model.name, id: `compare-${model.name}` });
+    box.checked = checked.has(model.name);
+    box.addEventListener("change", compare);
+    choices.append(element("label", { for: box.id }, box, ` ${model.name}`));
+  }
+  compare();
+}
+
+async function compare() {
+  const names = [...document.querySelectorAll("#compare-choices input:checked")].map((box) => box.value);
+  const summary = $("#compare-summary");
+  if (!names.length) { summary.textContent = "Pick at least one model."; return; }
+  try {
+    const result = await getJSON(`/models/compare?names=${names.map(encodeURIComponent).join(",")}`);
+    summary.textContent = result.summary;
+    compareTable(result.models);
+    lineChart($("#chart-accuracy"), result.models, "val_accuracy", (v) => percent(v, 0));
+    lineChart($("#chart-loss"), result.models, "loss", (v) => v.toFixed(2));
+  } catch (error) {
+    summary.textContent = error.message;
+  }
+}
+
+function compareTable(rows) {
+  const fields = [
+    ["Parameters", (r) => number(r.params)],
+    ["Epochs", (r) => r.epochs],
+    ["Seconds per epoch", (r) => r.seconds_per_epoch.toFixed(1)],
+    ["Final training loss", (r) => r.final_loss?.toFixed(3) ?? "–"],
+    ["Final training accuracy", (r) => (r.final_accuracy == null ? "–" : percent(r.final_accuracy, 2))],
+    ["Final validation loss", (r) => r.final_val_loss?.toFixed(3) ?? "–"],
+    ["Final validation accuracy", (r) => (r.final_val_accuracy == null ? "–" : percent(r.final_val_accuracy, 2))],
+    ["Test accuracy", (r) => percent(r.test_accuracy, 2)],
+  ];
+  const table = $("#compare-table");
+  table.replaceChildren(element("tr", {}, element("th", { text: "" }), ...rows.map((r) => element("th", { text: r.name }))));
+  for (const [label, value] of fields) {
+    table.append(element("tr", {}, element("th", { text: label }), ...rows.map((r) => element("td", { text: String(value(r)) }))));
+  }
+}
+
+// Overlaid per-epoch curves as SVG (no chart library needed).
+function lineChart(svg, rows, key, format) {
+  const width = 420, height = 240, left = 44, right = 90, top = 10, bottom = 28;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.replaceChildren();
+  const series = rows.map((r) => r.history.filter((h) => h[key] != null).map((h) => [h.epoch, h[key]]));
+  const points = series.flat();
+  if (!points.length) return;
+  const maxEpoch = Math.max(...points.map((p) => p[0]));
+  let low = Math.min(...points.map((p) => p[1])), high = Math.max(...points.map((p) => p[1]));
+  if (high === low) { high += 0.5; low -= 0.5; }
+  const x = (epoch) => left + ((epoch - 1) / Math.max(maxEpoch - 1, 1)) * (width - left - right);
+  const y = (value) => top + (1 - (value - low) / (high - low)) * (height - top - bottom);
+  const ns = "http://www.w3.org/2000/svg";
+  const add = (tag, attributes, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+  };
+  for (const value of [low, (low + high) / 2, high]) {
+    add("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), stroke: "#e3e6ee" });
+    add("text", { x: 4, y: y(value) + 4 }, format(value));
+  }
+  add("text", { x: left, y: height - 8 }, "epoch 1");
+  add("text", { x: width - right - 40, y: height - 8 }, `epoch ${maxEpoch}`);
+  series.forEach((line, index) => {
+    const color = COLORS[index % COLORS.length];
+    add("polyline", { points: line.map(([e, v]) => `${x(e)},${y(v)}`).join(" "), fill: "none", stroke: color, "stroke-width": 2 });
+    const [lastEpoch, lastValue] = line[line.length - 1];
+    add("text", { x: x(lastEpoch) + 6, y: y(lastValue) + 4, fill: color, style: `fill:${color}` }, rows[index].name);
+  });
+}
+
+async function main() {
+  setUpInput();
+  showSamples().catch((error) => showError(error.message));
+  try {
+    const listing = await getJSON("/models");
+    models = listing.models;
+    const select = $("#model-select");
+    for (const model of models.filter((m) => m.served_version)) {
+      const option = element("option", { value: model.name,
+        text: `${model.name} (${percent(model.test_accuracy ?? 0)} test accuracy)` });
+      option.selected = model.name === listing.default_model;
+      select.append(option);
+    }
+    showCards(listing.default_model);
+    setUpComparison();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+main();

@@ -1,0 +1,37 @@
+"""The service plus two reference endpoints, for bench/serve_throughput.py only.
+
+/bench/naive   what a first version usually does: model.predict() on each request.
+/bench/upload  reads the upload and answers: the framework's ceiling for this body.
+Both sit in the same process as /predict, so the three are measured alike.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import keras
+from fastapi import File, UploadFile
+
+from app.main import create_app
+from training import artifacts
+from training.preprocessing import decode_image, scale_images
+
+app = create_app()
+_settings = app.state.settings
+_name = os.environ["BENCH_MODEL"]
+_folder = artifacts.version_dir(_settings.models_dir, _name)
+_metadata = artifacts.read_json(_folder, artifacts.METADATA_FILE)
+_model = keras.saving.load_model(_folder / artifacts.MODEL_FILE, compile=False)
+
+
+@app.post("/bench/naive")
+def naive_predict(file: Annotated[UploadFile, File()]) -> dict:
+    image = decode_image(file.file.read(), _settings.max_image_pixels)
+    probabilities = _model.predict(scale_images(image[None], _metadata["scaling"]), verbose=0)[0]
+    return {"class_index": int(probabilities.argmax())}
+
+
+@app.post("/bench/upload")
+async def read_upload(file: Annotated[UploadFile, File()]) -> dict:
+    return {"bytes": len(await file.read())}

@@ -1,0 +1,38 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+
+
+def test_healthz_is_alive(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_lists_loaded_models(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "models": {"model_1": [1]}}
+
+
+def test_readyz_is_503_with_an_empty_store(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(models_dir=tmp_path, poll_interval_seconds=0))) as client:
+        assert client.get("/healthz").status_code == 200
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["status"] in ("loading", "no model available")
+
+
+def test_metrics_count_requests_latencies_and_predicted_classes(client: TestClient, png_bytes: bytes) -> None:
+    prediction = client.post("/predict", files={"file": ("a.png", png_bytes)}).json()
+    text = client.get("/metrics").text
+    assert 'http_requests_total{handler="/predict",method="POST",status="2xx"}' in text
+    assert "http_request_duration_seconds_bucket" in text
+    assert f'cifar_predictions_total{{label="{prediction["class_name"]}",model="model_1",version="1"}}' in text
+    assert 'cifar_predict_seconds_count{model="model_1",version="1"}' in text
+    assert "cifar_batch_size_bucket" in text

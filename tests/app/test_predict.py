@@ -1,0 +1,120 @@
+"""POST /predict and /predict/batch: answers, defaults, and train/serve parity."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.conftest import COMMITTED_MODELS, REPO
+from training import artifacts
+from training.preprocessing import scale_images
+
+SAMPLES = REPO / "app" / "static" / "samples"
+
+
+def test_predict_returns_class_probabilities_and_top_k(client: TestClient, png_bytes: bytes) -> None:
+    response = client.post("/predict", files={"file": ("cat.png", png_bytes, "image/png")}, params={"top_k": 5})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["model"], body["version"]) == ("model_1", 1)
+    assert len(body["probabilities"]) == 10
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert [entry["probability"] for entry in body["top_k"]] == sorted(body["probabilities"].values(), reverse=True)[:5]
+    assert body["class_name"] == body["top_k"][0]["name"] == max(body["probabilities"], key=body["probabilities"].get)
+    assert body["class_index"] == list(body["probabilities"]).index(body["class_name"])
+
+
+def test_top_k_defaults_to_three(client: TestClient, png_bytes: bytes) -> None:
+    assert len(client.post("/predict", files={"file": ("a.png", png_bytes)}).json()["top_k"]) == 3
+
+
+def test_model_and_version_can_be_chosen(client: TestClient, png_bytes: bytes) -> None:
+    response = client.post("/predict", files={"file": ("a.png", png_bytes)}, params={"model": "model_1", "version": 1})
+    assert response.status_code == 200
+    assert response.json()["version"] == 1
+
+
+def test_batch_returns_one_result_per_file_in_order_with_errors_inline(client: TestClient, png_bytes: bytes) -> None:
+    files = [("files", ("a.png", png_bytes)), ("files", ("bad.txt", b"not an image")), ("files", ("c.png", png_bytes))]
+    response = client.post("/predict/batch", files=files)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["filename"] for r in results] == ["a.png", "bad.txt", "c.png"]
+    assert results[0]["prediction"]["probabilities"] == results[2]["prediction"]["probabilities"]
+    assert (
+        results[1]["prediction"] is None
+        and results[1]["status"] == 415
+        and "not a supported image" in results[1]["error"]
+    )
+
+
+def test_batch_refuses_too_many_files(client: TestClient, png_bytes: bytes) -> None:
+    files = [("files", (f"{i}.png", png_bytes)) for i in range(33)]
+    response = client.post("/predict/batch", files=files)
+    assert response.status_code == 422
+    assert "at most 32" in response.json()["detail"]
+
+
+def test_concurrent_requests_get_their_own_answers(client: TestClient) -> None:
+    samples = json.loads((SAMPLES / "samples.json").read_text())[:12]
+
+    def classify(sample: dict) -> dict:
+        data = (SAMPLES / sample["file"]).read_bytes()
+        return client.post("/predict", files={"file": (sample["file"], data)}).json()
+
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(classify, samples))
+    sequential = [classify(sample) for sample in samples]
+    for together, alone in zip(concurrent, sequential, strict=True):
+        assert together["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ["model_1", "model_2", "whitened_convnet"])
+def test_http_predictions_equal_in_process_predictions_on_raw_arrays(committed_client: TestClient, name: str) -> None:
+    """No train/serve skew: PNG over HTTP gives the model's own answer on the raw uint8 arrays."""
+    if not artifacts.list_versions(COMMITTED_MODELS, name):
+        pytest.skip(f"{name} is not committed")
+    folder = artifacts.version_dir(COMMITTED_MODELS, name)
+    metadata = artifacts.read_json(folder, artifacts.METADATA_FILE)
+    model = keras.saving.load_model(folder / artifacts.MODEL_FILE, compile=False)
+    samples = json.loads((SAMPLES / "samples.json").read_text())
+    raw = np.stack([np.asarray(Image.open(SAMPLES / s["file"])) for s in samples])
+    inputs = scale_images(raw, metadata["scaling"])
+    expected = model.predict(inputs, verbose=0)
+    if metadata["test_time_augmentation"] == "hflip":
+        expected = (expected + model.predict(inputs[:, :, ::-1], verbose=0)) / 2
+    for sample, row in zip(samples, expected, strict=True):
+        png = (SAMPLES / sample["file"]).read_bytes()
+        body = committed_client.post("/predict", files={"file": ("x.png", png)}, params={"model": name}).json()
+        assert body["class_index"] == int(row.argmax()), sample["file"]
+        assert list(body["probabilities"].values()) == pytest.approx(row.tolist(), abs=1e-5)
+
+
+def test_sample_pngs_are_the_real_test_images() -> None:
+    from tests.conftest import real_archive_or_skip
+    from training.data import load_cifar10
+
+    dataset = load_cifar10(real_archive_or_skip())
+    for sample in json.loads((SAMPLES / "samples.json").read_text()):
+        pixels = np.asarray(Image.open(SAMPLES / sample["file"]))
+        assert np.array_equal(pixels, dataset.x_test[sample["test_index"]])
+        assert dataset.y_test[sample["test_index"]] == sample["label"]
+
+
+def test_default_model_is_the_most_accurate(committed_client: TestClient) -> None:
+    listing = committed_client.get("/models").json()
+    best = max(listing["models"], key=lambda m: m["test_accuracy"])
+    assert listing["default_model"] == best["name"]
+    png = next(SAMPLES.glob("*.png")).read_bytes()
+    assert committed_client.post("/predict", files={"file": ("a.png", png)}).json()["model"] == best["name"]
+
+
+def test_samples_exist() -> None:
+    assert len(list(Path(SAMPLES).glob("*.png"))) == 40

@@ -1,0 +1,124 @@
+"""The image, a training job in a container and the compose `api` service, against a real engine.
+
+Runs last (`pytest -m container`). It needs a Docker engine: `.ci/run` starts one with
+../shared/ci/container-engine.sh. Without an engine the module is skipped, with the
+reason, unless REQUIRE_CONTAINER=1 (set by .ci/run), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.app.test_server import free_port, wait_until_ready
+from tests.conftest import COMMITTED_MODELS, REPO, SHARED_ARCHIVE
+
+pytestmark = pytest.mark.container
+PROJECT = "cifar10test"
+TIMINGS: dict[str, float] = {}
+
+
+def _engine_available() -> str | None:
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed"
+    probe = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return (
+            f"no Docker engine answers ({probe.stderr.strip()[:200]}); start one with ../shared/ci/container-engine.sh"
+        )
+    if not SHARED_ARCHIVE.is_file():
+        return f"the dataset is not at {SHARED_ARCHIVE}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def compose_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    reason = _engine_available()
+    if reason:
+        if os.environ.get("REQUIRE_CONTAINER") == "1":
+            pytest.fail(f"container tests are required here but cannot run: {reason}")
+        pytest.skip(reason)
+    store = tmp_path_factory.mktemp("container-models")
+    shutil.copytree(COMMITTED_MODELS / "model_1", store / "model_1")
+    subprocess.run(["chown", "-R", "1000:1000", str(store)], check=False)
+    env = {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": PROJECT,
+        "MODELS_HOST_DIR": str(store),
+        "CIFAR10_DATA": str(SHARED_ARCHIVE),
+        "API_PORT": str(free_port()),
+    }
+    if os.getuid() != 0:  # Without root the store cannot be handed to uid 1000; run as ourselves.
+        env |= {"MODELS_UID": str(os.getuid()), "MODELS_GID": str(os.getgid())}
+    try:
+        yield env
+    finally:
+        _compose(env, "down", "--volumes", "--remove-orphans", check=False)
+        print("\ncontainer step timings (s):", {k: round(v, 1) for k, v in TIMINGS.items()})
+
+
+def _compose(env: dict[str, str], *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["docker", "compose", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"docker compose {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def _timed(name: str, env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    start = time.monotonic()
+    result = _compose(env, *args, timeout=timeout)
+    TIMINGS[name] = time.monotonic() - start
+    return result
+
+
+def test_train_in_a_container_then_serve_the_new_version(compose_env: dict[str, str]) -> None:
+    _timed("build", compose_env, "build", "api")
+    size = subprocess.run(
+        ["docker", "image", "inspect", "cifar10-service:latest", "--format", "{{.Size}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    print(f"\nimage size: {int(size) / 1e6:.0f} MB")
+
+    start = time.monotonic()
+    _compose(compose_env, "up", "-d", "api")
+    base = f"http://127.0.0.1:{compose_env['API_PORT']}"
+    wait_until_ready(base, timeout=240)
+    TIMINGS["api start to ready"] = time.monotonic() - start
+
+    trained = _timed("train", compose_env, "run", "--rm", "train", "model_1", "--epochs", "1", "--limit", "2000")
+    assert "published /srv/models/model_1/2" in trained.stdout, trained.stdout[-2000:]
+    store = Path(compose_env["MODELS_HOST_DIR"])
+    assert (store / "model_1" / "2" / "model.keras").is_file()
+
+    # The running api picks the new version up without a restart.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        listing = httpx.get(f"{base}/models", timeout=10).json()
+        if listing["models"][0]["served_version"] == 2:
+            break
+        time.sleep(1)
+    assert listing["models"][0]["served_version"] == 2, listing
+    png = (REPO / "app" / "static" / "samples" / "test_00000_cat.png").read_bytes()
+    answer = httpx.post(f"{base}/predict", files={"file": ("cat.png", png)}, timeout=30)
+    assert answer.status_code == 200
+    assert (answer.json()["model"], answer.json()["version"]) == ("model_1", 2)
+
+    health = subprocess.run(
+        ["docker", "inspect", f"{PROJECT}-api-1", "--format", "{{.State.Health.Status}}"],
+        capture_output=True,
+        text=True,
+    )
+    print("api container health:", health.stdout.strip())

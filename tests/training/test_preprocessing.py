@@ -1,0 +1,99 @@
+"""Turning uploads into the network's input: decoding, orientation, alpha, size, and refusals."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.preprocessing import (
+    ImageError,
+    ImageTooLarge,
+    Scaling,
+    UnsupportedImage,
+    decode_image,
+    encode_png,
+    scale_images,
+)
+
+LIMIT = 40_000_000
+
+
+def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def test_png_round_trip_is_lossless() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(decode_image(encode_png(pixels), LIMIT), pixels)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
+def test_supported_formats_decode_to_32x32_rgb(fmt: str) -> None:
+    image = Image.new("RGB", (64, 48), (200, 30, 30))
+    assert decode_image(_encode(image, fmt), LIMIT).shape == (32, 32, 3)
+
+
+def test_transparent_pixels_become_white() -> None:
+    image = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    assert decode_image(_encode(image, "PNG"), LIMIT)[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (64, 32), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 32, 32))  # Left half red, right half blue.
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "Rotate 90 CW to display".
+    pixels = decode_image(_encode(image, "JPEG", exif=exif, quality=95), LIMIT)
+    # After rotating clockwise the red half is on top; the centre crop keeps the middle rows.
+    assert pixels[0, 16, 0] > 200 and pixels[-1, 16, 2] > 200
+
+
+def test_non_square_images_are_centre_cropped() -> None:
+    image = Image.new("RGB", (96, 32), (0, 255, 0))
+    image.paste((255, 0, 0), (0, 0, 32, 32))
+    assert decode_image(_encode(image, "PNG"), LIMIT)[16, 0].tolist() == [0, 255, 0]
+
+
+def test_empty_file_is_refused() -> None:
+    with pytest.raises(ImageError, match="empty"):
+        decode_image(b"", LIMIT)
+
+
+def test_text_is_unsupported() -> None:
+    with pytest.raises(UnsupportedImage) as error:
+        decode_image(b"hello, I am not an image", LIMIT)
+    assert error.value.status == 415
+
+
+def test_truncated_png_is_a_400() -> None:
+    data = _encode(Image.new("RGB", (300, 300), (9, 9, 9)), "PNG", compress_level=0)
+    with pytest.raises(ImageError) as error:
+        decode_image(data[: len(data) // 2], LIMIT)
+    assert error.value.status == 400
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
+    png = bytearray(_encode(Image.new("RGB", (1, 1)), "PNG"))
+    png[16:24] = struct.pack(">II", width, height)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    return bytes(png)
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    with pytest.raises(ImageTooLarge) as error:
+        decode_image(png_declaring(50_000, 50_000), LIMIT)
+    assert error.value.status == 413
+
+
+def test_scaling_matches_the_recorded_rule() -> None:
+    images = np.array([[[[0, 51, 255]]]], dtype=np.uint8)
+    assert np.array_equal(scale_images(images, Scaling.UNIT), np.float32([[[[0.0, 0.2, 1.0]]]]))
+    assert scale_images(images, "none").tolist() == [[[[0.0, 51.0, 255.0]]]]
