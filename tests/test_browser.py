@@ -69,7 +69,7 @@ def page(browser, base_url: str):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(base_url)
-    page.wait_for_selector("#model-select option")
+    page.wait_for_selector("#model-select option", state="attached")
     yield page
     context.close()
 
@@ -114,7 +114,7 @@ def test_model_card_shows_layers_accuracy_curves_and_confusion(page) -> None:
     card.locator("dd").first.wait_for()
     assert "181,162" in card.inner_text()
     card.locator("summary", has_text="Layers").click()
-    assert card.locator("table.layers tr").count() == 14  # Header + 13 layers.
+    assert card.locator("table.layers tr").count() == 13  # Header + 12 layers.
     card.locator("summary", has_text="Training curves").click()
     page.wait_for_function("document.querySelector('.card[data-model=\"model_1\"] img.curves').naturalWidth > 0")
     card.locator("summary", has_text="Confusion matrix").click()
@@ -135,7 +135,7 @@ def test_phone_sized_screen(browser, base_url: str) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     page.goto(base_url)
-    page.wait_for_selector("#model-select option")
+    page.wait_for_selector("#model-select option", state="attached")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
     page.screenshot(path=str(SCREENSHOTS / "phone.png"), full_page=True)

@@ -19,6 +19,7 @@ import pytest
 
 from tests.app.test_server import free_port, wait_until_ready
 from tests.conftest import COMMITTED_MODELS, REPO, SHARED_ARCHIVE
+from training import artifacts
 
 pytestmark = pytest.mark.container
 PROJECT = "cifar10test"
@@ -98,23 +99,24 @@ def test_train_in_a_container_then_serve_the_new_version(compose_env: dict[str, 
     wait_until_ready(base, timeout=240)
     TIMINGS["api start to ready"] = time.monotonic() - start
 
-    trained = _timed("train", compose_env, "run", "--rm", "train", "model_1", "--epochs", "1", "--limit", "2000")
-    assert "published /srv/models/model_1/2" in trained.stdout, trained.stdout[-2000:]
     store = Path(compose_env["MODELS_HOST_DIR"])
-    assert (store / "model_1" / "2" / "model.keras").is_file()
+    new = artifacts.list_versions(store, "model_1")[-1] + 1
+    trained = _timed("train", compose_env, "run", "--rm", "train", "model_1", "--epochs", "1", "--limit", "2000")
+    assert f"published /srv/models/model_1/{new}" in trained.stdout, trained.stdout[-2000:]
+    assert (store / "model_1" / str(new) / "model.keras").is_file()
 
     # The running api picks the new version up without a restart.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         listing = httpx.get(f"{base}/models", timeout=10).json()
-        if listing["models"][0]["served_version"] == 2:
+        if listing["models"][0]["served_version"] == new:
             break
         time.sleep(1)
-    assert listing["models"][0]["served_version"] == 2, listing
+    assert listing["models"][0]["served_version"] == new, listing
     png = (REPO / "app" / "static" / "samples" / "test_00000_cat.png").read_bytes()
     answer = httpx.post(f"{base}/predict", files={"file": ("cat.png", png)}, timeout=30)
     assert answer.status_code == 200
-    assert (answer.json()["model"], answer.json()["version"]) == ("model_1", 2)
+    assert (answer.json()["model"], answer.json()["version"]) == ("model_1", new)
 
     health = subprocess.run(
         ["docker", "inspect", f"{PROJECT}-api-1", "--format", "{{.State.Health.Status}}"],

@@ -118,8 +118,10 @@ def extract_archive(archive: Path, cache_dir: Path | None = None) -> Path:
     staging.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            members = [m for m in tar.getmembers() if m.name.startswith(BATCH_DIR_NAME + "/") and m.isfile()]
-            tar.extractall(staging, members=members, filter="data")
+            members = [m for m in tar.getmembers() if _is_batch_file(m)]
+            # The "data" filter (Python >= 3.11.4) also refuses links and odd permissions.
+            options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(staging, members=members, **options)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise DatasetError(f"{archive}: cannot extract the archive ({error})") from error
     if target.exists():  # Another process won the race; keep its copy.
@@ -127,6 +129,12 @@ def extract_archive(archive: Path, cache_dir: Path | None = None) -> Path:
     else:
         staging.rename(target)
     return target / BATCH_DIR_NAME
+
+
+def _is_batch_file(member: tarfile.TarInfo) -> bool:
+    """Only plain files directly inside cifar-10-batches-py/: no links, no `..`, no absolute paths."""
+    parts = Path(member.name).parts
+    return member.isfile() and len(parts) == 2 and parts[0] == BATCH_DIR_NAME and parts[1] not in ("..", ".")
 
 
 def load_cifar10(path: str | Path | None = None) -> Cifar10:
