@@ -118,3 +118,14 @@ def test_default_model_is_the_most_accurate(committed_client: TestClient) -> Non
 
 def test_samples_exist() -> None:
     assert len(list(Path(SAMPLES).glob("*.png"))) == 40
+
+
+def test_large_photo_is_decoded_off_the_event_loop_and_classified(client: TestClient) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    Image.effect_noise((400, 300), 60).convert("RGB").save(buffer, format="JPEG", quality=95)
+    assert len(buffer.getvalue()) > 16 * 1024  # Above the inline-decoding threshold.
+    response = client.post("/predict", files={"file": ("photo.jpg", buffer.getvalue(), "image/jpeg")})
+    assert response.status_code == 200
+    assert len(response.json()["probabilities"]) == 10
