@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
 
@@ -88,6 +86,3 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     models: dict[str, list[int]] = Field(description="Available versions per model.")
-
-
-JSONDict = dict[str, Any]

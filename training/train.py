@@ -7,9 +7,13 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +64,37 @@ class EpochTimer(keras.callbacks.Callback):
             logs["seconds"] = end - self._start
 
 
+class InterruptBetweenBatches(keras.callbacks.Callback):
+    """Ctrl-C stops the run at the next batch boundary, never while a backup is being written
+    (a half-written backup could not be resumed). A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+
+    def request(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    on_test_batch_end = on_train_batch_end
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # Signals reach the main thread only.
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self.request)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def train(options: TrainOptions) -> Path:
     """Run the architecture's recipe (with any overrides) and return the published version folder."""
     architecture = get_architecture(options.architecture)
@@ -85,18 +120,21 @@ def train(options: TrainOptions) -> Path:
     validation = (
         _dataset(dataset.x_test, dataset.y_test, recipe, training=False) if recipe.validate_each_epoch else None
     )
-    model.fit(
-        _dataset(x_train, y_train, recipe, training=True, seed=options.seed),
-        epochs=recipe.epochs,
-        validation_data=validation,
-        callbacks=[
-            EpochTimer(),  # First, so that the logger below sees its timings.
-            keras.callbacks.CSVLogger(str(checkpoints / HISTORY_FILE), append=True),
-            keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
-        ],
-        shuffle=False,  # The dataset reshuffles itself every epoch.
-        verbose=_verbosity(options.verbose),
-    )
+    interrupt = InterruptBetweenBatches()
+    with interrupt.installed():
+        model.fit(
+            _dataset(x_train, y_train, recipe, training=True, seed=options.seed),
+            epochs=recipe.epochs,
+            validation_data=validation,
+            callbacks=[
+                interrupt,
+                EpochTimer(),  # Before the logger, so that it sees the timings.
+                keras.callbacks.CSVLogger(str(checkpoints / HISTORY_FILE), append=True),
+                keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
+            ],
+            shuffle=False,  # The dataset reshuffles itself every epoch.
+            verbose=_verbosity(options.verbose),
+        )
     history = _read_history(checkpoints / HISTORY_FILE)
     published = _publish(
         model, architecture, recipe, run | {"environment": environment}, history, dataset, options.models_dir
