@@ -34,8 +34,7 @@ class LoadedModel:
     version: int
     folder: Path
     metadata: dict[str, Any]
-    predict: Callable[[np.ndarray], np.ndarray]  # uint8 (N, 32, 32, 3) -> probabilities (N, 10)
-    batcher: MicroBatcher
+    batcher: MicroBatcher  # Owns the forward pass: uint8 (N, 32, 32, 3) -> probabilities (N, 10).
 
     @property
     def class_names(self) -> list[str]:
@@ -74,9 +73,8 @@ def load_version(folder: Path) -> tuple[dict[str, Any], Callable[[np.ndarray], n
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, loader: Callable[[Path], tuple[dict, Callable]] = load_version) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._loader = loader
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
         self._states: dict[str, dict[int, VersionState]] = {}
         # One thread runs every forward pass and load: TensorFlow parallelises inside each op.
@@ -148,13 +146,13 @@ class ModelRegistry:
         folder = artifacts.version_dir(self.settings.models_dir, name, version)
         loop = asyncio.get_running_loop()
         try:
-            metadata, predict = await loop.run_in_executor(self.executor, self._loader, folder)
+            metadata, predict = await loop.run_in_executor(self.executor, load_version, folder)
         except Exception as error:  # A broken artifact must never take the service down.
             logger.warning("model %s version %s failed to load: %s", name, version, error)
             states[version] = VersionState(version, "failed", error=f"{type(error).__name__}: {error}")
             return
         batcher = MicroBatcher(predict, self.executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms)
-        self._loaded[(name, version)] = LoadedModel(name, version, folder, metadata, predict, batcher)
+        self._loaded[(name, version)] = LoadedModel(name, version, folder, metadata, batcher)
         states[version] = VersionState(version, "available", metadata=metadata)
         logger.info("model %s version %s loaded", name, version)
 
