@@ -2,7 +2,7 @@
 
 `ARCHITECTURES` maps a name to an `Architecture`; adding a network is one entry.
 model_1 and model_2 are the Keras tutorial's networks, layer for layer, trained
-with the tutorial's recipe. `resnet_airbench` is this project's strong network.
+with the tutorial's recipe. `whitened_convnet` is this project's strong network.
 """
 
 from __future__ import annotations
@@ -48,9 +48,15 @@ class Recipe:
     label_smoothing: float = 0.0
     ema_momentum: float | None = None  # Weight averaging (Keras optimizer EMA), None for off.
     warmup_fraction: float = 0.0  # Share of steps spent ramping the learning rate up.
+    lr_schedule: str = "cosine"  # One-cycle shape: "cosine" or "linear" (a triangle).
+    lr_start_fraction: float = 0.0  # "linear": the rate at step 0 and at the end, as fractions of the peak.
+    lr_end_fraction: float = 0.0
+    bias_lr_scale: float = 1.0  # Learning-rate multiplier for BatchNorm biases.
+    lookahead_every: int = 0  # Pull the weights towards their running average every N steps (0: off).
     validate_each_epoch: bool = True
-    test_time_augmentation: str = "none"  # "none" or "hflip"
+    test_time_augmentation: str = "none"  # One of training.inference.TTA_MODES.
     augment: bool = False  # Random horizontal flip and up-to-2-pixel translation while training.
+    alternating_flip: bool = False  # With augment: mirror each image in every other epoch instead of at random.
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         name="whitened_convnet",
         description=(
             "airbench-style CNN: frozen 2x2 patch-whitening stem, 3 conv-pool-BN-GELU blocks (64/192/192), "
-            "label smoothing, one-cycle Nesterov SGD, flip+translate augmentation, flip TTA."
+            "label smoothing, Nesterov SGD with 64x BatchNorm-bias rate and lookahead, "
+            "alternating-flip + translate augmentation, flip + translate TTA."
         ),
         build=partial(whitened_convnet.build, widths=(64, 192, 192)),
         initialize=whitened_convnet.initialize,
@@ -163,9 +170,15 @@ ARCHITECTURES: dict[str, Architecture] = {
             weight_decay=1.3e-5,  # Decoupled (Keras), ~ airbench's coupled 5e-4-scale decay through momentum.
             label_smoothing=0.2,
             warmup_fraction=0.23,
+            lr_schedule="linear",
+            lr_start_fraction=0.2,
+            lr_end_fraction=0.07,
+            bias_lr_scale=64.0,
+            lookahead_every=5,
             scaling=Scaling.UNIT,
             augment=True,
-            test_time_augmentation="hflip",
+            alternating_flip=True,
+            test_time_augmentation="hflip_translate",
         ),
     ),
 }

@@ -16,7 +16,10 @@ import tensorflow as tf
 from training.preprocessing import INPUT_SHAPE, Scaling
 
 Forward = Callable[[tf.Tensor], tf.Tensor]
-TTA_MODES = ("none", "hflip")
+# "hflip": the image and its mirror, averaged. "hflip_translate": airbench's six views,
+# the mirror pair at the original position (weight 1/2) and shifted one pixel up-left and
+# down-right with reflected borders (1/4 each).
+TTA_MODES = ("none", "hflip", "hflip_translate")
 
 
 def scale_tensor(images: tf.Tensor, scaling: Scaling | str) -> tf.Tensor:
@@ -36,13 +39,28 @@ def make_forward(model: keras.Model, scaling: Scaling | str, tta: str = "none") 
     @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)], reduce_retracing=True)
     def forward(images: tf.Tensor) -> tf.Tensor:
         inputs = scale_tensor(images, scaling)
-        probabilities = model(inputs, training=False)
-        if tta == "hflip":
-            mirrored = model(tf.reverse(inputs, axis=[2]), training=False)
-            probabilities = (probabilities + mirrored) / 2.0
-        return probabilities
+        if tta == "none":
+            return model(inputs, training=False)
+        views, weights = _tta_views(inputs, tta)
+        # One call on all views stacked along the batch: larger matrix products, one dispatch.
+        outputs = model(tf.concat(views, axis=0), training=False)
+        outputs = tf.reshape(outputs, (len(views), tf.shape(inputs)[0], -1))
+        return tf.tensordot(tf.constant(weights, tf.float32), outputs, axes=1)
 
     return forward
+
+
+def _tta_views(inputs: tf.Tensor, tta: str) -> tuple[list[tf.Tensor], list[float]]:
+    """The augmented copies of a batch and the weight of each in the average."""
+    positions = [inputs]
+    weights = [0.5]
+    if tta == "hflip_translate":
+        padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+        height, width = INPUT_SHAPE[0], INPUT_SHAPE[1]
+        positions += [padded[:, :height, :width], padded[:, 2 : 2 + height, 2 : 2 + width]]
+        weights = [0.25, 0.125, 0.125]
+    views = [view for image in positions for view in (image, tf.reverse(image, axis=[2]))]
+    return views, [weight for weight in weights for _ in range(2)]
 
 
 def predict_in_batches(forward: Forward, images: np.ndarray, batch_size: int = 500) -> np.ndarray:

@@ -7,17 +7,13 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -25,6 +21,7 @@ import tensorflow as tf
 
 from training import artifacts, reports
 from training.architectures import NUM_CLASSES, Architecture, Recipe, get_architecture
+from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
 from training.data import Cifar10, array_sha256, load_cifar10
 from training.inference import make_forward, predict_in_batches, scale_tensor
 from training.optimizers import make_optimizer
@@ -47,54 +44,6 @@ class TrainOptions:
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, a line per epoch otherwise.
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Adds wall seconds (training alone and whole epoch) to each epoch's logs, for CSVLogger."""
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-        self._train_end: float | None = None
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        self._train_end = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        end = time.perf_counter()
-        if logs is not None:
-            logs["train_seconds"] = (self._train_end or end) - self._start
-            logs["seconds"] = end - self._start
-
-
-class InterruptBetweenBatches(keras.callbacks.Callback):
-    """Ctrl-C stops the run at the next batch boundary, never while a backup is being written
-    (a half-written backup could not be resumed). A second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requested = False
-
-    def request(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
-    on_test_batch_end = on_train_batch_end
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():  # Signals reach the main thread only.
-            yield
-            return
-        previous = signal.signal(signal.SIGINT, self.request)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
 def train(options: TrainOptions) -> Path:
     """Run the architecture's recipe (with any overrides) and return the published version folder."""
     architecture = get_architecture(options.architecture)
@@ -106,7 +55,8 @@ def train(options: TrainOptions) -> Path:
         x_train, y_train = x_train[: options.limit], y_train[: options.limit]
 
     keras.utils.set_random_seed(options.seed)
-    steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
+    training_data = _training_dataset(x_train, y_train, recipe, options.seed)
+    steps_per_epoch = training_data.steps_per_epoch
     model = architecture.build()
     if architecture.initialize:
         architecture.initialize(model, x_train, recipe.scaling)
@@ -117,17 +67,18 @@ def train(options: TrainOptions) -> Path:
     )
     run = _run_description(architecture, recipe, options, dataset, len(x_train))
     checkpoints = _prepare_checkpoints(options.models_dir, architecture.name, run)
-    validation = (
-        _dataset(dataset.x_test, dataset.y_test, recipe, training=False) if recipe.validate_each_epoch else None
-    )
+    validation = _dataset(dataset.x_test, dataset.y_test, recipe) if recipe.validate_each_epoch else None
     interrupt = InterruptBetweenBatches()
+    lookahead = [Lookahead(recipe.lookahead_every, recipe.epochs * steps_per_epoch)] if recipe.lookahead_every else []
     with interrupt.installed():
         model.fit(
-            _dataset(x_train, y_train, recipe, training=True, seed=options.seed),
+            training_data.batches,
             epochs=recipe.epochs,
+            steps_per_epoch=steps_per_epoch if training_data.endless else None,
             validation_data=validation,
             callbacks=[
                 interrupt,
+                *lookahead,  # Before validation and backups, so both see the averaged weights.
                 EpochTimer(),  # Before the logger, so that it sees the timings.
                 keras.callbacks.CSVLogger(str(checkpoints / HISTORY_FILE), append=True),
                 keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
@@ -152,34 +103,72 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
     return replace(recipe, **changes)
 
 
-def _dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, training: bool, seed: int = 0) -> tf.data.Dataset:
-    """uint8 arrays stay uint8 in memory; each batch is scaled and one-hot encoded on the fly.
+def _dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe) -> tf.data.Dataset:
+    """Evaluation batches: uint8 arrays stay uint8 in memory; each batch is scaled and one-hot encoded on the fly."""
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(recipe.batch_size)
+    return data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    )
 
-    For training the data is reshuffled every epoch and, if the recipe says so, augmented.
-    """
+
+class TrainingData(NamedTuple):
+    batches: tf.data.Dataset
+    steps_per_epoch: int
+    endless: bool  # True: Keras must count steps_per_epoch; False: an epoch ends with the dataset.
+
+
+def _training_dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, seed: int) -> TrainingData:
+    """Training batches, reshuffled every epoch and augmented as the recipe says."""
+    count = len(images)
+    if recipe.augment and recipe.alternating_flip:
+        batches = _alternating_flip_dataset(images, labels, recipe, seed)
+        return TrainingData(batches, max(1, count // recipe.batch_size), endless=True)
     data = tf.data.Dataset.from_tensor_slices((images, labels))
-    if training:
-        data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(recipe.batch_size)
-    data = data.map(
-        lambda x, y: (scale_tensor(x, recipe.scaling), tf.one_hot(y, NUM_CLASSES)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    if training and recipe.augment:
-        augmenter = _augmenter(seed)
-        data = data.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
+    data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(recipe.batch_size)
+    data = data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=tf.data.AUTOTUNE)
+    if recipe.augment:
+        flip = keras.layers.RandomFlip("horizontal", seed=seed)
+        translate = _translation(seed)
+        data = data.map(
+            lambda x, y: (translate(flip(x, training=True), training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return TrainingData(data.prefetch(tf.data.AUTOTUNE), int(np.ceil(count / recipe.batch_size)), endless=False)
 
 
-def _augmenter(seed: int) -> keras.Sequential:
-    """Mirror images and shift them by up to 2 whole pixels (reflected borders), as airbench does."""
+def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, seed: int) -> tf.data.Dataset:
+    """airbench's alternating flip: a random half of the images is mirrored in even epochs, the
+    other half in odd ones, so every image is seen both ways within two epochs (random
+    flipping leaves a quarter of them one-sided for two epochs running).
+
+    One endless stream, numbered, so that each image knows its epoch; Keras takes
+    `count // batch_size` steps per epoch from it.
+    """
+    count = len(images)
+    mirrored_in_even_epochs = np.random.default_rng(seed).random(count) < 0.5
+    data = tf.data.Dataset.from_tensor_slices((images, labels, mirrored_in_even_epochs))
+    data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
+    data = data.batch(recipe.batch_size, drop_remainder=True)
+    translate = _translation(seed)
+
+    def augment(position: tf.Tensor, example: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        x, y, mirrored = example
+        x, y = _model_inputs(x, y, recipe)
+        odd_epoch = (position // count) % 2 == 1
+        mirror = tf.math.logical_xor(mirrored, odd_epoch)
+        x = tf.where(mirror[:, None, None, None], tf.reverse(x, axis=[2]), x)
+        return translate(x, training=True), y
+
+    return data.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _model_inputs(images: tf.Tensor, labels: tf.Tensor, recipe: Recipe) -> tuple[tf.Tensor, tf.Tensor]:
+    return scale_tensor(images, recipe.scaling), tf.one_hot(labels, NUM_CLASSES)
+
+
+def _translation(seed: int) -> keras.layers.RandomTranslation:
+    """Shift images by up to 2 whole pixels with reflected borders, as airbench does."""
     shift = AUGMENT_SHIFT_PIXELS / INPUT_SHAPE[0]
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed),
-        ]
-    )
+    return keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed)
 
 
 def _verbosity(requested: int | None) -> int:
