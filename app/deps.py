@@ -10,11 +10,13 @@ from app.config import Settings
 from app.registry import ModelRegistry
 
 
-def get_registry(request: Request) -> ModelRegistry:
+# async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
+# per dependency per request, which costs more than the work itself.
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -34,7 +34,7 @@ def report(folder: Path) -> None:
     peak, ghz = cpu_peak_gflops()
     print(f"version              {folder}")
     print(
-        f"test accuracy        {metrics['test_accuracy']:.2%} with flip TTA, "
+        f"test accuracy        {metrics['test_accuracy']:.2%} with {metrics['test_time_augmentation']} TTA, "
         f"{metrics.get('test_accuracy_without_tta', float('nan')):.2%} without"
     )
     print(f"epochs               {metrics['epochs']}")

@@ -104,3 +104,19 @@ def real_archive_or_skip() -> Path:
     if not path.exists():
         pytest.skip(f"the real dataset is not at {path}")
     return path
+
+
+def numpy_tta(model: object, inputs: np.ndarray, tta: str) -> np.ndarray:
+    """Test-time augmentation written independently of training.inference, in NumPy, as the reference."""
+
+    def mirrored(images: np.ndarray) -> np.ndarray:
+        return (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
+
+    if tta == "none":
+        return model.predict(inputs, verbose=0)
+    if tta == "hflip":
+        return mirrored(inputs)
+    assert tta == "hflip_translate"
+    padded = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    shifted = (mirrored(padded[:, :32, :32]) + mirrored(padded[:, 2:, 2:])) / 2
+    return (mirrored(inputs) + shifted) / 2

@@ -13,22 +13,22 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from training import artifacts, reports
-from training.architectures import NUM_CLASSES, Architecture, Recipe, get_architecture
+from training.architectures import Architecture, Recipe, get_architecture
 from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
 from training.data import Cifar10, array_sha256, load_cifar10
-from training.inference import make_forward, predict_in_batches, scale_tensor
+from training.inference import make_forward, predict_in_batches
 from training.optimizers import make_optimizer
+from training.pipeline import evaluation_batches, training_batches
 from training.preprocessing import INPUT_SHAPE
 
 HISTORY_FILE = "history.csv"
-AUGMENT_SHIFT_PIXELS = 2
 RUN_FILE = "run.json"
 
 
@@ -55,7 +55,7 @@ def train(options: TrainOptions) -> Path:
         x_train, y_train = x_train[: options.limit], y_train[: options.limit]
 
     keras.utils.set_random_seed(options.seed)
-    training_data = _training_dataset(x_train, y_train, recipe, options.seed)
+    training_data = training_batches(x_train, y_train, recipe, options.seed)
     steps_per_epoch = training_data.steps_per_epoch
     model = architecture.build()
     if architecture.initialize:
@@ -67,7 +67,7 @@ def train(options: TrainOptions) -> Path:
     )
     run = _run_description(architecture, recipe, options, dataset, len(x_train))
     checkpoints = _prepare_checkpoints(options.models_dir, architecture.name, run)
-    validation = _dataset(dataset.x_test, dataset.y_test, recipe) if recipe.validate_each_epoch else None
+    validation = evaluation_batches(dataset.x_test, dataset.y_test, recipe) if recipe.validate_each_epoch else None
     interrupt = InterruptBetweenBatches()
     lookahead = [Lookahead(recipe.lookahead_every, recipe.epochs * steps_per_epoch)] if recipe.lookahead_every else []
     with interrupt.installed():
@@ -101,74 +101,6 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
     if options.batch_size is not None:
         changes["batch_size"] = options.batch_size
     return replace(recipe, **changes)
-
-
-def _dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe) -> tf.data.Dataset:
-    """Evaluation batches: uint8 arrays stay uint8 in memory; each batch is scaled and one-hot encoded on the fly."""
-    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(recipe.batch_size)
-    return data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
-    )
-
-
-class TrainingData(NamedTuple):
-    batches: tf.data.Dataset
-    steps_per_epoch: int
-    endless: bool  # True: Keras must count steps_per_epoch; False: an epoch ends with the dataset.
-
-
-def _training_dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, seed: int) -> TrainingData:
-    """Training batches, reshuffled every epoch and augmented as the recipe says."""
-    count = len(images)
-    if recipe.augment and recipe.alternating_flip:
-        batches = _alternating_flip_dataset(images, labels, recipe, seed)
-        return TrainingData(batches, max(1, count // recipe.batch_size), endless=True)
-    data = tf.data.Dataset.from_tensor_slices((images, labels))
-    data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(recipe.batch_size)
-    data = data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=tf.data.AUTOTUNE)
-    if recipe.augment:
-        flip = keras.layers.RandomFlip("horizontal", seed=seed)
-        translate = _translation(seed)
-        data = data.map(
-            lambda x, y: (translate(flip(x, training=True), training=True), y), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    return TrainingData(data.prefetch(tf.data.AUTOTUNE), int(np.ceil(count / recipe.batch_size)), endless=False)
-
-
-def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, seed: int) -> tf.data.Dataset:
-    """airbench's alternating flip: a random half of the images is mirrored in even epochs, the
-    other half in odd ones, so every image is seen both ways within two epochs (random
-    flipping leaves a quarter of them one-sided for two epochs running).
-
-    One endless stream, numbered, so that each image knows its epoch; Keras takes
-    `count // batch_size` steps per epoch from it.
-    """
-    count = len(images)
-    mirrored_in_even_epochs = np.random.default_rng(seed).random(count) < 0.5
-    data = tf.data.Dataset.from_tensor_slices((images, labels, mirrored_in_even_epochs))
-    data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
-    data = data.batch(recipe.batch_size, drop_remainder=True)
-    translate = _translation(seed)
-
-    def augment(position: tf.Tensor, example: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        x, y, mirrored = example
-        x, y = _model_inputs(x, y, recipe)
-        odd_epoch = (position // count) % 2 == 1
-        mirror = tf.math.logical_xor(mirrored, odd_epoch)
-        x = tf.where(mirror[:, None, None, None], tf.reverse(x, axis=[2]), x)
-        return translate(x, training=True), y
-
-    return data.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def _model_inputs(images: tf.Tensor, labels: tf.Tensor, recipe: Recipe) -> tuple[tf.Tensor, tf.Tensor]:
-    return scale_tensor(images, recipe.scaling), tf.one_hot(labels, NUM_CLASSES)
-
-
-def _translation(seed: int) -> keras.layers.RandomTranslation:
-    """Shift images by up to 2 whole pixels with reflected borders, as airbench does."""
-    shift = AUGMENT_SHIFT_PIXELS / INPUT_SHAPE[0]
-    return keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed)
 
 
 def _verbosity(requested: int | None) -> int:

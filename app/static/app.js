@@ -157,12 +157,22 @@ async function showCards(defaultModel) {
   }
 }
 
+// The stored accuracy is that of the procedure the service runs, test-time augmentation included.
+const TTA_NAMES = { hflip: "mirror", hflip_translate: "mirror + 1-pixel shifts" };
+
+function ttaNote(metrics) {
+  const name = TTA_NAMES[metrics.test_time_augmentation];
+  if (!name) return "";
+  const plain = metrics.test_accuracy_without_tta;
+  return ` with ${name} TTA` + (plain === undefined ? "" : `; ${percent(plain, 2)} on single views`);
+}
+
 async function fillCard(card, model) {
   const base = `/models/${encodeURIComponent(model.name)}`;
   const [summary, metrics] = await Promise.all([getJSON(`${base}/summary`), getJSON(`${base}/metrics`)]);
   const facts = [
     ["Parameters", number(summary.total_params)],
-    ["Test accuracy", percent(metrics.test_accuracy, 2) + (metrics.test_time_augmentation !== "none" ? " (with flip TTA)" : "")],
+    ["Test accuracy", percent(metrics.test_accuracy, 2) + ttaNote(metrics)],
     ["Epochs", metrics.epochs],
     ["Seconds per epoch", metrics.seconds_per_epoch.toFixed(1)],
     ["Training time", `${(metrics.training_seconds / 60).toFixed(1)} min`],

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import COMMITTED_MODELS, REPO
+from tests.conftest import COMMITTED_MODELS, REPO, numpy_tta
 from training import artifacts
 from training.preprocessing import scale_images
 
@@ -90,28 +90,12 @@ def test_http_predictions_equal_in_process_predictions_on_raw_arrays(committed_c
     samples = json.loads((SAMPLES / "samples.json").read_text())
     raw = np.stack([np.asarray(Image.open(SAMPLES / s["file"])) for s in samples])
     inputs = scale_images(raw, metadata["scaling"])
-    expected = _numpy_tta(model, inputs, metadata["test_time_augmentation"])
+    expected = numpy_tta(model, inputs, metadata["test_time_augmentation"])
     for sample, row in zip(samples, expected, strict=True):
         png = (SAMPLES / sample["file"]).read_bytes()
         body = committed_client.post("/predict", files={"file": ("x.png", png)}, params={"model": name}).json()
         assert body["class_index"] == int(row.argmax()), sample["file"]
         assert list(body["probabilities"].values()) == pytest.approx(row.tolist(), abs=1e-5)
-
-
-def _numpy_tta(model: keras.Model, inputs: np.ndarray, tta: str) -> np.ndarray:
-    """Test-time augmentation written independently of training.inference, in NumPy."""
-
-    def mirrored(images: np.ndarray) -> np.ndarray:
-        return (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
-
-    if tta == "none":
-        return model.predict(inputs, verbose=0)
-    if tta == "hflip":
-        return mirrored(inputs)
-    assert tta == "hflip_translate"
-    padded = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-    shifted = (mirrored(padded[:, :32, :32]) + mirrored(padded[:, 2:, 2:])) / 2
-    return (mirrored(inputs) + shifted) / 2
 
 
 def test_sample_pngs_are_the_real_test_images() -> None:

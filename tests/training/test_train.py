@@ -105,29 +105,3 @@ def test_bad_arguments_and_missing_data_fail_clearly(tmp_path: Path) -> None:
     assert bad_epochs.returncode == 2 and "--epochs must be at least 1" in bad_epochs.stderr
     missing = _run_cli("train", "model_1", "--data", str(tmp_path / "absent"), "--models-dir", str(tmp_path))
     assert missing.returncode == 1 and "CIFAR10_DATA" in missing.stderr
-
-
-def test_alternating_flip_mirrors_each_image_in_exactly_one_of_two_epochs() -> None:
-    from dataclasses import replace
-
-    from training.architectures import get_architecture
-    from training.train import _training_dataset
-
-    count, batch = 64, 16
-    # Red: dark left half, bright right half; a 2-pixel shift keeps the sides, a mirror swaps them.
-    # Green: the image's number, the same in every pixel.
-    images = np.zeros((count, 32, 32, 3), np.uint8)
-    images[:, :, 16:, 0] = 255
-    images[:, :, :, 1] = np.arange(count)[:, None, None]
-    recipe = replace(get_architecture("whitened_convnet").recipe, batch_size=batch)
-    data = _training_dataset(images, np.zeros(count, np.int64), recipe, seed=0)
-    assert data.endless and data.steps_per_epoch == count // batch
-
-    mirrored: list[dict[int, bool]] = [{}, {}]
-    for step, (x, _) in enumerate(data.batches.take(2 * data.steps_per_epoch)):
-        for image in x.numpy():
-            number = round(float(image[..., 1].mean()) * 255)
-            mirrored[step // data.steps_per_epoch][number] = image[:, :8, 0].mean() > 0.5
-    assert mirrored[0].keys() == mirrored[1].keys() == set(range(count))
-    assert all(mirrored[0][key] != mirrored[1][key] for key in mirrored[0])
-    assert 0 < sum(mirrored[0].values()) < len(mirrored[0])

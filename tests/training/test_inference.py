@@ -1,0 +1,54 @@
+"""The compiled forward pass: scaling and test-time augmentation, as training and serving run it."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import numpy_tta
+from training.inference import TTA_MODES, make_forward, predict_in_batches
+from training.preprocessing import Scaling, scale_images
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    """Small, but position- and orientation-sensitive, so every view changes the output."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("tta", TTA_MODES)
+def test_forward_matches_an_independent_numpy_reference(model: keras.Model, images: np.ndarray, tta: str) -> None:
+    expected = numpy_tta(model, scale_images(images, Scaling.UNIT), tta)
+    assert make_forward(model, Scaling.UNIT, tta)(images).numpy() == pytest.approx(expected, abs=1e-6)
+
+
+def test_every_view_counts(model: keras.Model, images: np.ndarray) -> None:
+    outputs = {tta: make_forward(model, Scaling.UNIT, tta)(images).numpy() for tta in TTA_MODES}
+    assert not np.allclose(outputs["none"], outputs["hflip"])
+    assert not np.allclose(outputs["hflip"], outputs["hflip_translate"])
+    for probabilities in outputs.values():
+        assert probabilities.sum(axis=1) == pytest.approx(np.ones(len(images)), abs=1e-5)
+
+
+def test_batches_give_the_same_answer_as_one_call(model: keras.Model, images: np.ndarray) -> None:
+    forward = make_forward(model, Scaling.UNIT, "hflip_translate")
+    assert predict_in_batches(forward, images, batch_size=4) == pytest.approx(forward(images).numpy(), abs=1e-6)
+
+
+def test_unknown_mode_is_refused(model: keras.Model) -> None:
+    with pytest.raises(ValueError, match="hflip_translate"):
+        make_forward(model, Scaling.UNIT, "rotate")
