@@ -33,19 +33,21 @@ class MicroBatcher:
         self._max_wait = max_wait_ms / 1000.0
         self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._concurrent = False  # Did the last batch hold more than one request?
 
     async def predict(self, image: np.ndarray) -> np.ndarray:
         """Probabilities for one uint8 (32, 32, 3) image."""
         if self._task is None:
             self._task = asyncio.create_task(self._run())
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._queue.put((image, future))
+        self._queue.put_nowait((image, future))
         return await future
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             await self._fill(batch)
+            self._concurrent = len(batch) > 1
             images = np.stack([image for image, _ in batch])
             metrics.BATCH_SIZE.observe(len(batch))
             try:
@@ -60,11 +62,15 @@ class MicroBatcher:
                     future.set_result(row)
 
     async def _fill(self, batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]) -> None:
+        """Take what is queued; wait up to max_wait for more only while requests arrive concurrently
+        (the last batch held several), so a lone client never pays the wait."""
         deadline = asyncio.get_running_loop().time() + self._max_wait
         while len(batch) < self._max_batch_size:
             if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 continue
+            if not self._concurrent and len(batch) == 1:
+                return
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return

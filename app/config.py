@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest declared width x height (413 above).")
     max_batch_files: int = Field(32, gt=0, description="Most files in one POST /predict/batch.")
     batch_max_size: int = Field(32, gt=0, description="Micro-batching: most images in one forward pass.")
-    batch_max_wait_ms: float = Field(2.0, ge=0, description="Micro-batching: how long a batch waits to fill up.")
+    batch_max_wait_ms: float = Field(
+        2.0, ge=0, description="Micro-batching: how long a batch waits to fill up, while requests arrive concurrently."
+    )
     poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
     workers: int = Field(1, gt=0, description="uvicorn worker processes sharing the CPU (sets TF's thread counts).")
     tf_intra_op_threads: int | None = Field(None, description="TensorFlow threads per op; default: CPUs / workers.")

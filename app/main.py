@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,6 +45,9 @@ async def _load_then_poll(registry: ModelRegistry) -> None:
     try:
         await registry.refresh()
     finally:
+        # TensorFlow and the models are millions of long-lived Python objects; without this every
+        # full garbage collection walks them all (tens of milliseconds at a time, mid-request).
+        gc.freeze()
         registry.ready.set()
     if registry.settings.poll_interval_seconds > 0:
         await registry.poll()

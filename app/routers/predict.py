@@ -98,21 +98,23 @@ async def _decode(data: bytes, max_pixels: int) -> np.ndarray:
 
 async def _classify(loaded: LoadedModel, image: np.ndarray, top_k: int) -> Prediction:
     start = time.perf_counter()
-    probabilities = await loaded.batcher.predict(image)
+    probabilities = (await loaded.batcher.predict(image)).tolist()
     version = str(loaded.version)
     metrics.INFERENCE_SECONDS.labels(loaded.name, version).observe(time.perf_counter() - start)
     names = loaded.class_names
-    ranked = np.argsort(-probabilities, kind="stable")
-    best = int(ranked[0])
+    ranked = sorted(range(len(names)), key=lambda index: -probabilities[index])  # Stable: ties keep label order.
+    best = ranked[0]
     metrics.PREDICTIONS.labels(loaded.name, version, names[best]).inc()
-    return Prediction(
+    # Built from values this function produced itself, so pydantic's validation is skipped (model_construct).
+    return Prediction.model_construct(
         model=loaded.name,
         version=loaded.version,
         class_index=best,
         class_name=names[best],
-        probability=float(probabilities[best]),
+        probability=probabilities[best],
         top_k=[
-            ClassProbability(index=int(i), name=names[i], probability=float(probabilities[i])) for i in ranked[:top_k]
+            ClassProbability.model_construct(index=i, name=names[i], probability=probabilities[i])
+            for i in ranked[:top_k]
         ],
-        probabilities={name: float(p) for name, p in zip(names, probabilities, strict=True)},
+        probabilities=dict(zip(names, probabilities, strict=True)),
     )

@@ -53,3 +53,29 @@ def test_a_failing_forward_pass_fails_its_requests_only() -> None:
         return first, len(second)
 
     assert asyncio.run(scenario()) == ("boom", 10)
+
+
+def test_a_lone_request_is_not_held_back_waiting_for_companions() -> None:
+    async def scenario() -> int:
+        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=60_000)
+        row = await asyncio.wait_for(batcher.predict(np.zeros((32, 32, 3), np.uint8)), timeout=5)
+        await batcher.close()
+        return len(row)
+
+    assert asyncio.run(scenario()) == 1
+
+
+def test_under_concurrent_load_a_batch_waits_for_late_arrivals() -> None:
+    async def scenario() -> None:
+        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=2_000)
+        image = np.zeros((32, 32, 3), np.uint8)
+        await asyncio.gather(*(batcher.predict(image) for _ in range(3)))  # Concurrent traffic...
+        early = asyncio.create_task(batcher.predict(image))
+        await asyncio.sleep(0.2)
+        late = asyncio.create_task(batcher.predict(image))  # ...so this one joins the early one's batch.
+        await asyncio.wait_for(asyncio.gather(early, late), timeout=5)
+        await batcher.close()
+
+    _identity_rows.sizes.clear()
+    asyncio.run(scenario())
+    assert _identity_rows.sizes == [3, 2]
