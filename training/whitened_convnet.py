@@ -3,9 +3,10 @@
 The design follows the published airbench results (Keller Jordan, 2024): a frozen
 2x2 convolution that whitens image patches, then three blocks of
 conv > max-pool > BatchNorm > GELU > conv > BatchNorm > GELU, a global max-pool, a
-linear classifier whose logits are scaled down, label smoothing, flip and 2-pixel
-translation augmentation and flip test-time augmentation. Every layer is a stock
-Keras layer, so `model.keras` loads anywhere without this module.
+linear classifier whose logits are scaled down. The recipe that trains it (label
+smoothing, fast BatchNorm biases, lookahead, alternating flip, translation and
+test-time augmentation) lives in `architectures.py`. Every layer is a stock Keras
+layer, so `model.keras` loads anywhere without this module.
 
 The whitening filters and the identity ("dirac") start of the convolutions are
 computed by `initialize` from training images: they shape the start of training,
