@@ -2,7 +2,7 @@
 
 Both run the same model, optimizer and batch size (32) for the same number of steps on
 real CIFAR-10 images, in the same process, one after the other:
-  pipeline  training.train's tf.data input (uint8 in memory, scaled and one-hot per batch)
+  pipeline  training.pipeline's tf.data input (uint8 in memory, scaled and one-hot per batch)
   tutorial  model.fit(x_float32 / 255, one_hot, batch_size=32) with default settings
 
     CIFAR10_DATA=../shared/datasets/cifar-10-python.tar.gz python bench/train_throughput.py [--steps 300]
@@ -23,7 +23,7 @@ import numpy as np
 from training.architectures import get_architecture
 from training.data import load_cifar10
 from training.optimizers import make_optimizer
-from training.train import _dataset
+from training.pipeline import training_batches
 
 WARMUP_STEPS = 30
 
@@ -43,8 +43,8 @@ def _compiled(name: str, steps_per_epoch: int) -> keras.Model:
 def pipeline_rate(name: str, x: np.ndarray, y: np.ndarray, steps: int) -> float:
     recipe = get_architecture(name).recipe
     model = _compiled(name, steps)
-    model.fit(_dataset(x, y, recipe, training=True).take(WARMUP_STEPS), epochs=1, verbose=0)
-    data = _dataset(x, y, recipe, training=True)
+    model.fit(training_batches(x, y, recipe, seed=0).batches.take(WARMUP_STEPS), epochs=1, verbose=0)
+    data = training_batches(x, y, recipe, seed=0).batches
     start = time.perf_counter()
     model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
     return steps * recipe.batch_size / (time.perf_counter() - start)

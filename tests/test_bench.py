@@ -1,0 +1,20 @@
+"""The benchmark scripts are not run in CI (they take minutes), but they must keep importing
+what the project provides: a rename in training/ or app/ should fail here, not in a benchmark."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+ENTRY_POINTS = {
+    "bench.flops": "forward_flops",
+    "bench.serve_throughput": "main",
+    "bench.train_throughput": "main",
+    "bench.whitened_convnet_run": "main",
+}
+
+
+@pytest.mark.parametrize("module", sorted(ENTRY_POINTS))
+def test_benchmark_imports_resolve(module: str) -> None:
+    assert callable(getattr(importlib.import_module(module), ENTRY_POINTS[module]))
