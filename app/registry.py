@@ -10,6 +10,7 @@ never displaces a working one.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +155,9 @@ class ModelRegistry:
         batcher = MicroBatcher(predict, self.executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms)
         self._loaded[(name, version)] = LoadedModel(name, version, folder, metadata, batcher)
         states[version] = VersionState(version, "available", metadata=metadata)
+        # TensorFlow and a loaded model are ~300,000 long-lived Python objects; unfrozen, every full
+        # garbage collection walks them all (~180 ms measured here), stalling requests mid-flight.
+        gc.freeze()
         logger.info("model %s version %s loaded", name, version)
 
     async def _unload(self, name: str, version: int) -> None:
@@ -161,6 +165,7 @@ class ModelRegistry:
         self._states[name].pop(version, None)
         if loaded is not None:
             await loaded.batcher.close()
+            gc.unfreeze()  # Let the collector reclaim the dropped model; the next load freezes again.
             logger.info("model %s version %s unloaded (deleted from the store)", name, version)
 
     async def poll(self) -> None:

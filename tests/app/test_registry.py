@@ -65,3 +65,13 @@ def test_deleted_version_is_unloaded(store_copy: Path) -> None:
         shutil.rmtree(store_copy / "model_1" / "2")
         listing = _wait_for(client, lambda body: body["models"][0]["served_version"] == 1)
         assert [v["version"] for v in listing["models"][0]["versions"]] == [1]
+
+
+def test_loaded_models_are_kept_out_of_garbage_collection_walks(store_copy: Path) -> None:
+    import gc
+
+    gc.unfreeze()
+    with running_client(store_copy) as client:
+        _wait_for(client, lambda body: body["models"][0]["served_version"] == 1)
+        assert gc.get_freeze_count() > 0
+    gc.unfreeze()
