@@ -10,12 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv
 
-# Dependencies first, read from pyproject.toml alone: editing the code never reinstalls TensorFlow.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt \
+# Dependencies first, exactly as requirements.lock pins them: editing the code never reinstalls TensorFlow.
+COPY requirements.lock ./
+RUN pip install -r requirements.lock \
     && useradd --create-home --uid 1000 app \
     && mkdir -p /srv/models && chown app:app /srv/models
 

@@ -1,24 +1,44 @@
-# make serve   install (first time) and serve the committed models on http://127.0.0.1:8000
-# make test    install (first time) and run every test; the container tests run last
+# make serve      install (first time) and serve the committed models on http://127.0.0.1:8000
+# make test       lint, then every test: fast loop, subprocess/browser tests, container tests last
+# make test-fast  the quick loop: no subprocess TensorFlow, no browser, no containers
+# make lint       ruff, ruff format --check, mypy
+# make lock       re-resolve requirements*.lock to the newest releases pyproject.toml allows
 VENV ?= .venv
 PY := $(VENV)/bin/python
+FAST := not slow and not browser and not container
 
-.PHONY: install serve test lint bench-train bench-serve
+.PHONY: install serve test test-fast lint lock bench-train bench-serve
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly what the lockfile pins; the project itself goes in editable, without re-resolving.
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 serve: install
 	MODELS_DIR=models $(PY) -m uvicorn app.main:app --host 127.0.0.1 --port 8000
 
-test: install
+lint: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m "not container"
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test-fast: install
+	$(PY) -m pytest -m "$(FAST)"
+
+test: lint test-fast
+	$(PY) -m pytest -m "slow or browser"
 	$(PY) -m pytest -m container -s
+
+lock: install
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --upgrade --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --upgrade --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu -o requirements-dev.lock
 
 bench-train: install
 	$(PY) bench/train_throughput.py

@@ -1,4 +1,4 @@
-"""Compare models from their stored metrics, answering the tutorial's closing exercise.
+"""Compare served models from their stored metrics, answering the tutorial's closing exercise.
 
 The tutorial asks how model_2 compares with model_1: parameters, training time,
 and loss and accuracy on the training and validation sets. `compare_models` puts
@@ -7,42 +7,37 @@ those numbers side by side and writes the answer as a short paragraph.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException
+from app.registry import ModelRegistry
+from training.core.artifacts import Artifact
 
-from training import artifacts
 
-
-def compare_models(models_dir: Path, names: list[str]) -> dict[str, Any]:
-    """Numbers for the newest version of each named model; raises ArtifactNotFound for unknown names."""
-    if not names:
-        raise HTTPException(422, "name at least one model, e.g. ?names=model_1,model_2")
-    rows = [_row(models_dir, name) for name in dict.fromkeys(names)]
+def compare_models(registry: ModelRegistry, names: list[str]) -> dict[str, Any]:
+    """Numbers for the served version of each named model; raises ModelNotFound / ModelNotReady."""
+    rows = [_row(registry.get(name).artifact) for name in dict.fromkeys(names)]
     return {"models": rows, "summary": describe(rows)}
 
 
-def _row(models_dir: Path, name: str) -> dict[str, Any]:
-    folder = artifacts.version_dir(models_dir, name)
-    metrics = artifacts.read_json(folder, artifacts.METRICS_FILE)
-    history = metrics["history"]
+def _row(artifact: Artifact) -> dict[str, Any]:
+    metrics = artifact.metrics
+    history = metrics.history
     last = history[-1] if history else {}
     return {
-        "name": name,
-        "version": int(folder.name),
-        "params": artifacts.read_json(folder, artifacts.SUMMARY_FILE)["total_params"],
-        "epochs": metrics["epochs"],
-        "seconds_per_epoch": metrics["seconds_per_epoch"],
-        "training_seconds": metrics["training_seconds"],
-        "images_per_second": metrics["images_per_second"],
+        "name": artifact.name,
+        "version": artifact.version,
+        "params": artifact.summary.total_params,
+        "epochs": metrics.epochs,
+        "seconds_per_epoch": metrics.seconds_per_epoch,
+        "training_seconds": metrics.training_seconds,
+        "images_per_second": metrics.images_per_second,
         "final_loss": last.get("loss"),
         "final_accuracy": last.get("accuracy"),
         "final_val_loss": last.get("val_loss"),
         "final_val_accuracy": last.get("val_accuracy"),
-        "test_accuracy": metrics["test_accuracy"],
-        "test_loss": metrics["test_loss"],
-        "test_time_augmentation": metrics.get("test_time_augmentation", "none"),
+        "test_accuracy": metrics.test_accuracy,
+        "test_loss": metrics.test_loss,
+        "test_time_augmentation": metrics.test_time_augmentation.value,
         "history": history,
     }
 

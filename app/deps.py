@@ -13,11 +13,13 @@ from app.registry import ModelRegistry
 # async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
 # per dependency per request, which costs more than the work itself.
 async def get_registry(request: Request) -> ModelRegistry:
-    return request.app.state.registry
+    registry: ModelRegistry = request.app.state.registry
+    return registry
 
 
 async def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]

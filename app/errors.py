@@ -1,36 +1,48 @@
-"""Domain errors and the handlers that turn them, and only them, into HTTP answers."""
+"""Domain errors and the one place that turns them into HTTP answers.
+
+The core and the registry raise plain exceptions that know nothing of HTTP;
+`status_for` and the handlers below decide each one's status, once.
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from training.artifacts import ArtifactNotFound
-from training.preprocessing import ImageError
+from app.decoding import ImageError, ImageTooLarge, UnsupportedImage
+from training.core.artifacts import ArtifactNotFound
 
 
 class ModelNotFound(LookupError):
-    """No such model or version: 404."""
+    """No such model, version or file of a version."""
 
 
 class ModelNotReady(RuntimeError):
-    """The model exists but no usable version is loaded (still loading, or failed): 503."""
+    """The model exists but no usable version is loaded (still loading, or failed)."""
 
 
-def _json(status: int, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": detail})
+# Most specific first: the first class an error is an instance of decides.
+STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (ModelNotFound, 404),
+    (ArtifactNotFound, 404),
+    (ModelNotReady, 503),
+    (UnsupportedImage, 415),
+    (ImageTooLarge, 413),
+    (ImageError, 400),
+)
+
+
+def status_for(error: Exception) -> int:
+    """The HTTP status of a domain error (also used for per-file entries of a batch)."""
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    raise TypeError(f"{type(error).__name__} is not a domain error") from error
 
 
 def register_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ModelNotFound)
-    @app.exception_handler(ArtifactNotFound)
-    async def not_found(_: Request, error: Exception) -> JSONResponse:
-        return _json(404, str(error).strip("'\""))
+    async def answer(_: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(status_code=status_for(error), content={"detail": str(error)})
 
-    @app.exception_handler(ModelNotReady)
-    async def not_ready(_: Request, error: ModelNotReady) -> JSONResponse:
-        return _json(503, str(error))
-
-    @app.exception_handler(ImageError)
-    async def bad_image(_: Request, error: ImageError) -> JSONResponse:
-        return _json(error.status, str(error))
+    for error_type, _ in STATUS_BY_ERROR:
+        app.add_exception_handler(error_type, answer)

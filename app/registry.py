@@ -1,10 +1,13 @@
 """Which model versions are loaded, and keeping that in step with the model store.
 
-The registry scans MODELS_DIR (through `training.artifacts`, which owns the layout),
-loads each version in a worker thread, warms it up, and only then publishes it, by
+The registry is the app's one source of truth: predictions, model cards and
+comparisons all read the versions it holds, never the disk directly. It scans
+MODELS_DIR (through `training.core.artifacts`, which owns the layout), loads each
+version with its loader in the inference thread, and only then publishes it, by
 replacing one dict entry: a request sees the old set or the new set, never a
 half-loaded model. A version that fails to load is remembered with its error and
-never displaces a working one.
+never displaces a working one. The loader is injected, so all of this is tested
+with a fake one in milliseconds (tests/app/test_registry.py).
 """
 
 from __future__ import annotations
@@ -12,74 +15,63 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import numpy as np
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
 
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady
-from training import artifacts
-from training.preprocessing import INPUT_SHAPE
+from app.inference import Loader, load_servable
+from training.core import artifacts
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class LoadedModel:
-    name: str
+class LoadState(StrEnum):
+    LOADING = "loading"
+    AVAILABLE = "available"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class VersionState:
     version: int
-    folder: Path
-    metadata: dict[str, Any]
+    state: LoadState
+    error: str | None = None
+    metadata: artifacts.Metadata | None = None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    artifact: artifacts.Artifact
     batcher: MicroBatcher  # Owns the forward pass: uint8 (N, 32, 32, 3) -> probabilities (N, 10).
 
     @property
+    def name(self) -> str:
+        return self.artifact.name
+
+    @property
+    def version(self) -> int:
+        return self.artifact.version
+
+    @property
+    def metadata(self) -> artifacts.Metadata:
+        return self.artifact.metadata
+
+    @property
     def class_names(self) -> list[str]:
-        return list(self.metadata["class_names"])
-
-
-@dataclass
-class VersionState:
-    version: int
-    state: str  # "loading", "available" or "failed"
-    error: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def load_version(folder: Path) -> tuple[dict[str, Any], Callable[[np.ndarray], np.ndarray]]:
-    """Load `model.keras` and compile its serving forward pass; runs in a worker thread."""
-    import keras
-
-    from training.inference import make_forward
-
-    metadata = artifacts.read_json(folder, artifacts.METADATA_FILE)
-    if metadata.get("format_version") != artifacts.FORMAT_VERSION:
-        raise ValueError(f"unsupported artifact format {metadata.get('format_version')!r}")
-    if tuple(metadata.get("input_shape", ())) != INPUT_SHAPE:
-        raise ValueError(f"input shape {metadata.get('input_shape')} is not {list(INPUT_SHAPE)}")
-    model = keras.saving.load_model(folder / artifacts.MODEL_FILE, compile=False)
-    forward = make_forward(model, metadata["scaling"], metadata.get("test_time_augmentation", "none"))
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return forward(images).numpy()
-
-    warm_up = predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Traces the graph before traffic arrives.
-    if warm_up.shape != (1, len(metadata["class_names"])):
-        raise ValueError(f"the model outputs {warm_up.shape[1:]} values for {len(metadata['class_names'])} classes")
-    return metadata, predict
+        return self.artifact.metadata.class_names
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, loader: Loader = load_servable, executor: Executor | None = None) -> None:
         self.settings = settings
+        self._loader = loader
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
         self._states: dict[str, dict[int, VersionState]] = {}
         # One thread runs every forward pass and load: TensorFlow parallelises inside each op.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.ready = asyncio.Event()
 
     # ---- lookups used by the endpoints -------------------------------------------------
@@ -96,7 +88,7 @@ class ModelRegistry:
         configured = self.settings.default_model
         if configured and self.available_versions(configured):
             return configured
-        scored = [(self._newest(name).metadata.get("test_accuracy") or 0.0, name) for name in self._served_names()]
+        scored = [(self._newest(name).metadata.test_accuracy, name) for name in self._served_names()]
         return max(scored)[1] if scored else None
 
     def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
@@ -143,18 +135,20 @@ class ModelRegistry:
                 del self._states[name]
 
     async def _load(self, name: str, version: int, states: dict[int, VersionState]) -> None:
-        states[version] = VersionState(version, "loading")
+        states[version] = VersionState(version, LoadState.LOADING)
         folder = artifacts.version_dir(self.settings.models_dir, name, version)
         loop = asyncio.get_running_loop()
         try:
-            metadata, predict = await loop.run_in_executor(self.executor, load_version, folder)
+            servable = await loop.run_in_executor(self.executor, self._loader, folder)
         except Exception as error:  # A broken artifact must never take the service down.
             logger.warning("model %s version %s failed to load: %s", name, version, error)
-            states[version] = VersionState(version, "failed", error=f"{type(error).__name__}: {error}")
+            states[version] = VersionState(version, LoadState.FAILED, error=f"{type(error).__name__}: {error}")
             return
-        batcher = MicroBatcher(predict, self.executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms)
-        self._loaded[(name, version)] = LoadedModel(name, version, folder, metadata, batcher)
-        states[version] = VersionState(version, "available", metadata=metadata)
+        batcher = MicroBatcher(
+            servable.predict, self.executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms
+        )
+        self._loaded[(name, version)] = LoadedModel(servable.artifact, batcher)
+        states[version] = VersionState(version, LoadState.AVAILABLE, metadata=servable.artifact.metadata)
         # TensorFlow and a loaded model are ~300,000 long-lived Python objects; unfrozen, every full
         # garbage collection walks them all (~180 ms measured here), stalling requests mid-flight.
         gc.freeze()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from training.core.artifacts import Metrics, Summary
+
 
 class ErrorResponse(BaseModel):
     detail: str = Field(description="What was wrong with the request, in plain words.")
@@ -62,21 +64,17 @@ class ModelList(BaseModel):
     models: list[ModelInfo]
 
 
-class LayerRow(BaseModel):
-    name: str
-    type: str
-    output_shape: list[int | None]
-    params: int
+class LayerSummary(Summary):
+    """summary.json of a version, with the version it belongs to."""
+
+    version: int
 
 
-class LayerSummary(BaseModel):
+class VersionMetrics(Metrics):
+    """metrics.json of a version, with the model and version it belongs to."""
+
     model: str
     version: int
-    layers: list[LayerRow]
-    total_params: int
-    trainable_params: int
-    non_trainable_params: int
-    text: str
 
 
 class Health(BaseModel):

@@ -10,25 +10,25 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-import keras
 from fastapi import File, UploadFile
 
+from app.decoding import decode_image
 from app.main import create_app
-from training import artifacts
-from training.preprocessing import decode_image, scale_images
+from training.core import artifacts
+from training.core.preprocessing import scale_images
 
 app = create_app()
 _settings = app.state.settings
 _name = os.environ["BENCH_MODEL"]
 _folder = artifacts.version_dir(_settings.models_dir, _name)
-_metadata = artifacts.read_json(_folder, artifacts.METADATA_FILE)
-_model = keras.saving.load_model(_folder / artifacts.MODEL_FILE, compile=False)
+_metadata = artifacts.load_artifact(_folder).metadata
+_model = artifacts.load_keras_model(_folder)
 
 
 @app.post("/bench/naive")
 def naive_predict(file: Annotated[UploadFile, File()]) -> dict:
     image = decode_image(file.file.read(), _settings.max_image_pixels)
-    probabilities = _model.predict(scale_images(image[None], _metadata["scaling"]), verbose=0)[0]
+    probabilities = _model.predict(scale_images(image[None], _metadata.scaling), verbose=0)[0]
     return {"class_index": int(probabilities.argmax())}
 
 

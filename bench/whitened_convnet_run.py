@@ -17,32 +17,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import keras  # noqa: E402
-
 from bench.flops import CPU_PEAK_NOTE, cpu_peak_gflops, forward_flops  # noqa: E402
-from training import artifacts  # noqa: E402
+from training.core import artifacts  # noqa: E402
 
 NAME = "whitened_convnet"
 
 
 def report(folder: Path) -> None:
-    metrics = artifacts.read_json(folder, artifacts.METRICS_FILE)
-    model = keras.saving.load_model(folder / artifacts.MODEL_FILE, compile=False)
+    metrics = artifacts.load_artifact(folder).metrics
+    model = artifacts.load_keras_model(folder)
     forward = forward_flops(model)
-    train_flops = 3 * forward * metrics["hyperparameters"]["train_images"] * metrics["epochs"]
-    achieved = train_flops / metrics["training_seconds"] / 1e9
+    train_flops = 3 * forward * metrics.hyperparameters["train_images"] * metrics.epochs
+    achieved = train_flops / metrics.training_seconds / 1e9
     peak, ghz = cpu_peak_gflops()
     print(f"version              {folder}")
     print(
-        f"test accuracy        {metrics['test_accuracy']:.2%} with {metrics['test_time_augmentation']} TTA, "
-        f"{metrics.get('test_accuracy_without_tta', float('nan')):.2%} without"
+        f"test accuracy        {metrics.test_accuracy:.2%} with {metrics.test_time_augmentation} TTA, "
+        f"{metrics.test_accuracy_without_tta or float('nan'):.2%} without"
     )
-    print(f"epochs               {metrics['epochs']}")
+    print(f"epochs               {metrics.epochs}")
     print(
-        f"training time        {metrics['training_seconds'] / 60:.1f} min (fit only); "
-        f"{metrics['wall_seconds'] / 60:.1f} min with per-epoch validation"
+        f"training time        {metrics.training_seconds / 60:.1f} min (fit only); "
+        f"{metrics.wall_seconds / 60:.1f} min with per-epoch validation"
     )
-    print(f"images per second    {metrics['images_per_second']:.0f}")
+    print(f"images per second    {metrics.images_per_second:.0f}")
     print(f"forward pass         {forward / 1e6:.0f} MFLOP per image; training ~3x = {3 * forward / 1e9:.2f} GFLOP")
     print(f"achieved             {achieved:.0f} GFLOP/s (conv + dense only)")
     if peak:
@@ -51,9 +49,9 @@ def report(folder: Path) -> None:
         )
     print("accuracy vs time (validation on the test set after each epoch, no TTA):")
     elapsed = 0.0
-    for row in metrics["history"]:
+    for row in metrics.history:
         elapsed += row["train_seconds"]
-        print(f"  epoch {row['epoch']:2d}  {elapsed / 60:5.1f} min  {row.get('val_accuracy', float('nan')):.2%}")
+        print(f"  epoch {int(row['epoch']):2d}  {elapsed / 60:5.1f} min  {row.get('val_accuracy', float('nan')):.2%}")
 
 
 def main() -> int:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.test_server import serving
-from tests.conftest import COMMITTED_MODELS, REPO
+from tests.utils.data import COMMITTED_MODELS, REPO
+from tests.utils.servers import serving
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

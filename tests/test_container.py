@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.test_server import free_port, wait_until_ready
-from tests.conftest import COMMITTED_MODELS, REPO, SHARED_ARCHIVE
-from training import artifacts
+from tests.utils.data import COMMITTED_MODELS, REPO, SHARED_ARCHIVE
+from tests.utils.servers import free_port, wait_until_ready
+from training.core import artifacts
 
 pytestmark = pytest.mark.container
 PROJECT = "cifar10test"

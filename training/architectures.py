@@ -16,47 +16,10 @@ import numpy as np
 from keras import layers
 
 from training import whitened_convnet
-from training.classes import CLASS_NAMES
-from training.preprocessing import INPUT_SHAPE, Scaling
-
-NUM_CLASSES = len(CLASS_NAMES)
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A published result to compare against (the tutorial's, for its two networks)."""
-
-    test_accuracy: float
-    epochs: int
-    seconds_per_epoch: float
-    hardware: str
-    source: str
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How an architecture is trained; everything here is recorded in metrics.json."""
-
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    optimizer: str  # "rmsprop_decay" (tutorial) or "sgd_onecycle" (strong network)
-    scaling: Scaling
-    lr_decay: float = 0.0  # Old Keras `decay`: lr / (1 + decay * iterations).
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    ema_momentum: float | None = None  # Weight averaging (Keras optimizer EMA), None for off.
-    warmup_fraction: float = 0.0  # Share of steps spent ramping the learning rate up.
-    lr_schedule: str = "cosine"  # One-cycle shape: "cosine" or "linear" (a triangle).
-    lr_start_fraction: float = 0.0  # "linear": the rate at step 0 and at the end, as fractions of the peak.
-    lr_end_fraction: float = 0.0
-    bias_lr_scale: float = 1.0  # Learning-rate multiplier for BatchNorm biases.
-    lookahead_every: int = 0  # Pull the weights towards their running average every N steps (0: off).
-    validate_each_epoch: bool = True
-    test_time_augmentation: str = "none"  # One of training.inference.TTA_MODES.
-    augment: bool = False  # Random horizontal flip and up-to-2-pixel translation while training.
-    alternating_flip: bool = False  # With augment: mirror each image in every other epoch instead of at random.
+from training.core.artifacts import Reference
+from training.core.classes import NUM_CLASSES
+from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation
+from training.recipes import LrSchedule, Optimizer, Recipe
 
 
 @dataclass(frozen=True)
@@ -120,8 +83,15 @@ def build_model_2() -> keras.Model:
     )
 
 
-TUTORIAL_HARDWARE = "2019 laptop CPU (the tutorial's figures)"
-TUTORIAL_SOURCE = "Keras CIFAR-10 CNN tutorial"
+def _tutorial_reference(test_accuracy: float, epochs: int, seconds_per_epoch: float) -> Reference:
+    return Reference(
+        test_accuracy=test_accuracy,
+        epochs=epochs,
+        seconds_per_epoch=seconds_per_epoch,
+        hardware="2019 laptop CPU (the tutorial's figures)",
+        source="Keras CIFAR-10 CNN tutorial",
+    )
+
 
 ARCHITECTURES: dict[str, Architecture] = {
     "model_1": Architecture(
@@ -132,11 +102,11 @@ ARCHITECTURES: dict[str, Architecture] = {
             epochs=15,
             batch_size=32,
             learning_rate=0.0005,
-            optimizer="rmsprop_decay",
+            optimizer=Optimizer.RMSPROP_DECAY,
             lr_decay=1e-6,
             scaling=Scaling.UNIT,
         ),
-        reference=Reference(0.6450, 15, 21.0, TUTORIAL_HARDWARE, TUTORIAL_SOURCE),
+        reference=_tutorial_reference(0.6450, epochs=15, seconds_per_epoch=21.0),
     ),
     "model_2": Architecture(
         name="model_2",
@@ -146,11 +116,11 @@ ARCHITECTURES: dict[str, Architecture] = {
             epochs=5,
             batch_size=32,
             learning_rate=0.0001,
-            optimizer="rmsprop_decay",
+            optimizer=Optimizer.RMSPROP_DECAY,
             lr_decay=1e-6,
             scaling=Scaling.UNIT,
         ),
-        reference=Reference(0.5064, 5, 199.0, TUTORIAL_HARDWARE, TUTORIAL_SOURCE),
+        reference=_tutorial_reference(0.5064, epochs=5, seconds_per_epoch=199.0),
     ),
     "whitened_convnet": Architecture(
         name="whitened_convnet",
@@ -165,7 +135,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             epochs=10,
             batch_size=512,
             learning_rate=0.75,  # airbench's 1.5 per 1024 images, for a mean (not summed) loss.
-            optimizer="sgd_onecycle",
+            optimizer=Optimizer.SGD_ONECYCLE,
             momentum=0.85,
             # airbench's coupled decay shrinks the weights by 0.1% per 512-image step at the peak
             # rate, amplified 1 / (1 - momentum) = 6.7x by momentum: 0.67%. Keras decays decoupled,
@@ -173,7 +143,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             weight_decay=8.9e-3,
             label_smoothing=0.2,
             warmup_fraction=0.23,
-            lr_schedule="linear",
+            lr_schedule=LrSchedule.LINEAR,
             lr_start_fraction=0.2,
             lr_end_fraction=0.07,
             bias_lr_scale=64.0,
@@ -181,7 +151,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             scaling=Scaling.UNIT,
             augment=True,
             alternating_flip=True,
-            test_time_augmentation="hflip_translate",
+            test_time_augmentation=TestTimeAugmentation.HFLIP_TRANSLATE,
         ),
     ),
 }

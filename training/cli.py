@@ -69,8 +69,8 @@ def _export_samples(out: Path, per_class: int, data: Path | None) -> int:
     """The first `per_class` test images of each class, as PNGs plus a samples.json manifest."""
     import json
 
+    from training.core.preprocessing import encode_png
     from training.data import load_cifar10
-    from training.preprocessing import encode_png
 
     dataset = load_cifar10(data)
     out.mkdir(parents=True, exist_ok=True)

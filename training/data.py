@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.classes import CLASS_NAMES
+from training.core.classes import CLASS_NAMES
 
 DATA_ENV_VAR = "CIFAR10_DATA"
 BATCH_DIR_NAME = "cifar-10-batches-py"
@@ -120,8 +120,10 @@ def extract_archive(archive: Path, cache_dir: Path | None = None) -> Path:
         with tarfile.open(archive, "r:gz") as tar:
             members = [m for m in tar.getmembers() if _is_batch_file(m)]
             # The "data" filter (Python >= 3.11.4) also refuses links and odd permissions.
-            options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(staging, members=members, **options)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(staging, members=members, filter="data")
+            else:
+                tar.extractall(staging, members=members)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise DatasetError(f"{archive}: cannot extract the archive ({error})") from error
     if target.exists():  # Another process won the race; keep its copy.

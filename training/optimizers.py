@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
-from training.architectures import Recipe
+from training.recipes import LrSchedule, Optimizer, Recipe
 
 TUTORIAL_RMSPROP_EPSILON = 1e-14
 
 
 def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    if recipe.optimizer == "rmsprop_decay":
+    if recipe.optimizer is Optimizer.RMSPROP_DECAY:
         # Keras 2's RMSprop(decay=d) meant lr / (1 + d * iterations); Keras 3 spells it as a schedule.
         schedule = keras.optimizers.schedules.InverseTimeDecay(
             recipe.learning_rate, decay_steps=1, decay_rate=recipe.lr_decay
@@ -19,7 +21,7 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
         # Keras 2 divided by sqrt(v) + 1e-7; Keras 3 divides by sqrt(v + epsilon), so its default
         # epsilon (1e-7) damps like 3e-4 would have. epsilon = (1e-7)^2 restores the old update.
         return keras.optimizers.RMSprop(learning_rate=schedule, epsilon=TUTORIAL_RMSPROP_EPSILON)
-    if recipe.optimizer == "sgd_onecycle":
+    if recipe.optimizer is Optimizer.SGD_ONECYCLE:
         return BatchNormBiasSGD(
             bias_lr_scale=recipe.bias_lr_scale,
             learning_rate=_one_cycle(recipe, recipe.epochs * steps_per_epoch),
@@ -34,7 +36,7 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
 
 def _one_cycle(recipe: Recipe, total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
     warmup = max(1, int(recipe.warmup_fraction * total_steps))
-    if recipe.lr_schedule == "cosine":
+    if recipe.lr_schedule is LrSchedule.COSINE:
         # Linear warm-up from zero to the peak, then cosine down to zero.
         return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0,
@@ -42,7 +44,7 @@ def _one_cycle(recipe: Recipe, total_steps: int) -> keras.optimizers.schedules.L
             warmup_target=recipe.learning_rate,
             warmup_steps=warmup,
         )
-    if recipe.lr_schedule == "linear":
+    if recipe.lr_schedule is LrSchedule.LINEAR:
         return WarmupLinearDecay(
             peak=recipe.learning_rate,
             warmup_steps=warmup,
@@ -68,7 +70,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.start_fraction = start_fraction
         self.end_fraction = end_fraction
 
-    def __call__(self, step: object) -> object:
+    def __call__(self, step: Any) -> Any:
         step = ops.cast(step, "float32")
         rising = ops.minimum(step / self.warmup_steps, 1.0)
         falling = ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)

@@ -1,7 +1,7 @@
 """tf.data input pipelines: CIFAR-10 arrays in, (scaled images, one-hot labels) batches out.
 
-uint8 arrays stay uint8 in memory; each batch is scaled (by training.inference's
-`scale_tensor`, the serving path's own) and one-hot encoded on the fly.
+uint8 arrays stay uint8 in memory; each batch is scaled (by the core's `scale_tensor`,
+which the served graph uses too) and one-hot encoded on the fly.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.architectures import NUM_CLASSES, Recipe
-from training.inference import scale_tensor
-from training.preprocessing import INPUT_SHAPE
+from training.core.classes import NUM_CLASSES
+from training.core.preprocessing import INPUT_SHAPE, scale_tensor
+from training.recipes import Recipe
 
 AUGMENT_SHIFT_PIXELS = 2
 

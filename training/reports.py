@@ -1,65 +1,112 @@
-"""What a finished run writes besides the model: the layer table, test results and plots."""
+"""What a finished run writes besides the model: the layer table, metadata, metrics and plots.
+
+Each builder returns the store format's own typed record (`training.core.artifacts`),
+so what training writes is exactly what the service reads.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import io
+from dataclasses import asdict
+from datetime import UTC, datetime
 
 import keras
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # Files only; no display on servers or in containers.
 import matplotlib.pyplot as plt
-import numpy as np
+import tensorflow as tf
+
+from training.core import artifacts
+from training.core.artifacts import LayerRow, Metadata, Metrics, Summary
+from training.evaluation import Evaluation
+from training.provenance import RunDescription
 
 
-def layer_summary(model: keras.Model) -> dict[str, Any]:
+def layer_summary(model: keras.Model) -> Summary:
     """The table `model.summary()` prints, as data, plus the text itself."""
     rows = [
-        {
-            "name": layer.name,
-            "type": type(layer).__name__,
-            "output_shape": _shape(layer),
-            "params": int(layer.count_params()),
-        }
+        LayerRow(name=layer.name, type=type(layer).__name__, output_shape=_shape(layer), params=layer.count_params())
         for layer in model.layers
     ]
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     lines: list[str] = []
     model.summary(print_fn=lines.append, line_length=80)  # Rich wraps wider tables off-terminal.
-    return {
-        "model": model.name,
-        "layers": rows,
-        "total_params": trainable + non_trainable,
-        "trainable_params": trainable,
-        "non_trainable_params": non_trainable,
-        "text": "\n".join(lines),
-    }
+    return Summary(
+        model=model.name,
+        layers=rows,
+        total_params=trainable + non_trainable,
+        trainable_params=trainable,
+        non_trainable_params=non_trainable,
+        text="\n".join(lines),
+    )
 
 
 def _shape(layer: keras.layers.Layer) -> list[int | None]:
     return [None if size is None else int(size) for size in layer.output.shape]
 
 
-def test_results(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-    """Accuracy, cross-entropy, per-class accuracy and the confusion matrix (rows = true class)."""
-    predicted = probabilities.argmax(axis=1)
-    count = len(class_names)
-    confusion = np.zeros((count, count), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    picked = probabilities[np.arange(len(labels)), labels]
+def build_metrics(
+    run: RunDescription,
+    environment: dict[str, str],
+    history: list[dict[str, int | float]],
+    evaluation: Evaluation,
+    reference: artifacts.Reference | None,
+) -> Metrics:
+    train_seconds = sum(row["train_seconds"] for row in history)
+    single_view = evaluation.single_view
+    return Metrics(
+        architecture=run.architecture,
+        history=history,
+        **asdict(evaluation.served),
+        test_time_augmentation=run.recipe["test_time_augmentation"],
+        test_accuracy_without_tta=single_view.test_accuracy if single_view else None,
+        test_loss_without_tta=single_view.test_loss if single_view else None,
+        evaluate_seconds=evaluation.seconds,
+        epochs=len(history),
+        training_seconds=train_seconds,
+        wall_seconds=sum(row["seconds"] for row in history),
+        seconds_per_epoch=train_seconds / max(len(history), 1),
+        images_per_second=run.train_images * len(history) / max(train_seconds, 1e-9),
+        hyperparameters=run.hyperparameters(),
+        dataset=run.dataset,
+        environment=environment,
+        reference=reference,
+    )
+
+
+def build_metadata(
+    run: RunDescription, description: str, class_names: list[str], summary: Summary, evaluation: Evaluation
+) -> Metadata:
+    return Metadata(
+        name=run.architecture,
+        architecture=run.architecture,
+        description=description,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        scaling=run.recipe["scaling"],
+        test_time_augmentation=run.recipe["test_time_augmentation"],
+        class_names=class_names,
+        params=summary.total_params,
+        test_accuracy=evaluation.served.test_accuracy,
+        keras_version=keras.__version__,
+        tensorflow_version=tf.__version__,
+    )
+
+
+def plots(
+    history: list[dict[str, int | float]], evaluation: Evaluation, class_names: list[str], name: str
+) -> dict[str, bytes]:
+    """The version's PNG plots, by file name."""
+    title = f"{name}: test accuracy {evaluation.served.test_accuracy:.2%}"
     return {
-        "test_accuracy": float((predicted == labels).mean()),
-        "test_loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
-        "test_images": len(labels),
-        "per_class_accuracy": {name: float(acc) for name, acc in zip(class_names, per_class, strict=True)},
-        "confusion_matrix": confusion.tolist(),
+        artifacts.CURVES_FILE: plot_curves(history, title),
+        artifacts.CONFUSION_FILE: plot_confusion(evaluation.served.confusion_matrix, class_names, title),
     }
 
 
-def plot_curves(history: list[dict[str, float]], title: str, path: Path) -> None:
+def plot_curves(history: list[dict[str, int | float]], title: str) -> bytes:
     epochs = [row["epoch"] for row in history]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
     for axis, key, label in ((loss_axis, "loss", "Loss"), (accuracy_axis, "accuracy", "Accuracy")):
@@ -72,12 +119,10 @@ def plot_curves(history: list[dict[str, float]], title: str, path: Path) -> None
         axis.grid(alpha=0.3)
         axis.legend()
     figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    return _png(figure)
 
 
-def plot_confusion(confusion: list[list[int]], class_names: list[str], title: str, path: Path) -> None:
+def plot_confusion(confusion: list[list[int]], class_names: list[str], title: str) -> bytes:
     matrix = np.asarray(confusion)
     figure, axis = plt.subplots(figsize=(7, 6))
     image = axis.imshow(matrix, cmap="Blues")
@@ -91,6 +136,12 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], title: st
         axis.text(column, row, str(value), ha="center", va="center", fontsize=7, color=color)
     figure.colorbar(image, ax=axis)
     axis.set_title(title)
+    return _png(figure)
+
+
+def _png(figure: matplotlib.figure.Figure) -> bytes:
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
     plt.close(figure)
+    return buffer.getvalue()

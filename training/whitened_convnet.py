@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from training.preprocessing import INPUT_SHAPE, Scaling, scale_images
+from training.core.preprocessing import INPUT_SHAPE, Scaling, scale_images
 
 WHITENING_FILTERS = 24  # 12 eigen-directions of 2x2x3 patches, each with both signs.
 WHITENING_PATCH = 2

@@ -1,21 +1,29 @@
-"""The model store: lists, model cards (metadata, layer table, metrics, plots) and comparisons."""
+"""The served models: list, model cards (metadata, layer table, metrics, plots) and comparisons.
+
+Everything here reads the registry's loaded versions, so a version that failed to
+load has no card (503 with the reason), and a card always describes what answers.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
 from app.comparison import compare_models
-from app.deps import RegistryDep, SettingsDep
+from app.deps import RegistryDep
+from app.errors import ModelNotFound
 from app.registry import ModelRegistry
-from app.schemas import ErrorResponse, LayerSummary, ModelInfo, ModelList, VersionStatus
-from training import artifacts
+from app.schemas import ErrorResponse, LayerSummary, ModelInfo, ModelList, VersionMetrics, VersionStatus
+from training.core import artifacts
 
 router = APIRouter(prefix="/models", tags=["models"])
-NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown model, version or plot."}}
-VersionQuery = Annotated[int | None, Query(ge=1, description="Model version; default: the newest.")]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "Unknown model, version or plot."},
+    503: {"model": ErrorResponse, "description": "The version is still loading or failed to load."},
+}
+VersionQuery = Annotated[int | None, Query(ge=1, description="Model version; default: the served one.")]
 
 
 @router.get("", response_model=ModelList)
@@ -27,68 +35,72 @@ def list_models(registry: RegistryDep) -> ModelList:
     )
 
 
-@router.get("/compare", responses=NOT_FOUND)
+@router.get("/compare", responses=ERRORS)
 def compare(
-    settings: SettingsDep,
+    registry: RegistryDep,
     names: Annotated[str, Query(description="Comma-separated model names, e.g. model_1,model_2.")],
 ) -> dict[str, Any]:
-    """Side-by-side numbers for several models (newest versions) and a paragraph that reads them."""
-    return compare_models(settings.models_dir, [name.strip() for name in names.split(",") if name.strip()])
+    """Side-by-side numbers for several models (served versions) and a paragraph that reads them."""
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    if not wanted:
+        raise HTTPException(422, "name at least one model, e.g. ?names=model_1,model_2")
+    return compare_models(registry, wanted)
 
 
-@router.get("/{name}", responses=NOT_FOUND)
-def read_model(name: str, settings: SettingsDep, version: VersionQuery = None) -> dict[str, Any]:
+@router.get("/{name}", response_model=artifacts.Metadata, responses=ERRORS)
+def read_model(name: str, registry: RegistryDep, version: VersionQuery = None) -> artifacts.Metadata:
     """metadata.json of a version: input shape, scaling, classes, accuracy, creation time."""
-    return artifacts.read_json(artifacts.version_dir(settings.models_dir, name, version), artifacts.METADATA_FILE)
+    return registry.get(name, version).metadata
 
 
-@router.get("/{name}/summary", response_model=LayerSummary, responses=NOT_FOUND)
-def read_summary(name: str, settings: SettingsDep, version: VersionQuery = None) -> LayerSummary:
+@router.get("/{name}/summary", response_model=LayerSummary, responses=ERRORS)
+def read_summary(name: str, registry: RegistryDep, version: VersionQuery = None) -> LayerSummary:
     """The layer table as `model.summary()` shows it, with parameter totals."""
-    folder = artifacts.version_dir(settings.models_dir, name, version)
-    return LayerSummary(version=int(folder.name), **artifacts.read_json(folder, artifacts.SUMMARY_FILE))
+    artifact = registry.get(name, version).artifact
+    return LayerSummary(version=artifact.version, **artifact.summary.model_dump())
 
 
-@router.get("/{name}/metrics", responses=NOT_FOUND)
-def read_metrics(name: str, settings: SettingsDep, version: VersionQuery = None) -> dict[str, Any]:
+@router.get("/{name}/metrics", response_model=VersionMetrics, responses=ERRORS)
+def read_metrics(name: str, registry: RegistryDep, version: VersionQuery = None) -> VersionMetrics:
     """Stored training metrics: history per epoch, test results, confusion matrix, timings, hyperparameters."""
-    folder = artifacts.version_dir(settings.models_dir, name, version)
-    return {"model": name, "version": int(folder.name)} | artifacts.read_json(folder, artifacts.METRICS_FILE)
+    artifact = registry.get(name, version).artifact
+    return VersionMetrics(model=artifact.name, version=artifact.version, **artifact.metrics.model_dump())
 
 
 @router.get(
     "/{name}/plots/{plot}",
     response_class=FileResponse,
-    responses=NOT_FOUND | {200: {"content": {"image/png": {}}, "description": "A PNG plot."}},
+    responses=ERRORS | {200: {"content": {"image/png": {}}, "description": "A PNG plot."}},
 )
-def read_plot(name: str, plot: str, settings: SettingsDep, version: VersionQuery = None) -> FileResponse:
+def read_plot(name: str, plot: str, registry: RegistryDep, version: VersionQuery = None) -> FileResponse:
     """curves.png (loss and accuracy per epoch) or confusion.png (test-set confusion matrix)."""
     if plot not in artifacts.PLOT_FILES:
-        raise artifacts.ArtifactNotFound(f"no plot {plot!r}; plots: {', '.join(artifacts.PLOT_FILES)}")
-    folder = artifacts.version_dir(settings.models_dir, name, version)
-    return FileResponse(folder / plot, media_type="image/png")
+        raise ModelNotFound(f"no plot {plot!r}; plots: {', '.join(artifacts.PLOT_FILES)}")
+    path = registry.get(name, version).artifact.folder / plot
+    if not path.is_file():
+        raise ModelNotFound(f"{plot} of model {name!r} is no longer in the store")
+    return FileResponse(path, media_type="image/png")
 
 
 def _model_info(registry: ModelRegistry, name: str, default: str | None) -> ModelInfo:
     states = registry.states(name)
     available = registry.available_versions(name)
-    served = states[available[-1]] if available else None
-    meta = served.metadata if served else {}
+    served = registry.get(name).metadata if available else None
     return ModelInfo(
         name=name,
-        description=meta.get("description"),
+        description=served.description if served else None,
         is_default=name == default,
-        served_version=served.version if served else None,
-        params=meta.get("params"),
-        test_accuracy=meta.get("test_accuracy"),
+        served_version=available[-1] if available else None,
+        params=served.params if served else None,
+        test_accuracy=served.test_accuracy if served else None,
         versions=[
             VersionStatus(
                 version=state.version,
                 state=state.state,
                 error=state.error,
-                params=state.metadata.get("params"),
-                test_accuracy=state.metadata.get("test_accuracy"),
-                created_at=state.metadata.get("created_at"),
+                params=state.metadata.params if state.metadata else None,
+                test_accuracy=state.metadata.test_accuracy if state.metadata else None,
+                created_at=state.metadata.created_at if state.metadata else None,
             )
             for state in sorted(states.values(), key=lambda s: s.version)
         ],

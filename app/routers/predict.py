@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
@@ -12,15 +12,16 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app import metrics
+from app.decoding import ImageError, decode_image
 from app.deps import RegistryDep, SettingsDep
+from app.errors import status_for
 from app.registry import LoadedModel
 from app.schemas import BatchItem, BatchPrediction, ClassProbability, ErrorResponse, Prediction
-from training.preprocessing import ImageError, decode_image
 
 router = APIRouter(tags=["predict"])
 INLINE_DECODE_BYTES = 16 * 1024
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "The file is empty, truncated or corrupt.",
@@ -84,7 +85,7 @@ async def _classify_upload(loaded: LoadedModel, upload: UploadFile, max_pixels: 
     try:
         image = await _decode(await upload.read(), max_pixels)
     except ImageError as error:
-        return BatchItem(filename=upload.filename, error=str(error), status=error.status)
+        return BatchItem(filename=upload.filename, error=str(error), status=status_for(error))
     return BatchItem(filename=upload.filename, prediction=await _classify(loaded, image, top_k))
 
 

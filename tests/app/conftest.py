@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.main import create_app
-from tests.conftest import COMMITTED_MODELS
-
-
-def wait_ready(client: TestClient, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/readyz").status_code == 200:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not ready after {timeout} s: {client.get('/readyz').json()}")
-
-
-@contextmanager
-def running_client(models_dir: Path, **overrides: object) -> Iterator[TestClient]:
-    settings = Settings(models_dir=models_dir, poll_interval_seconds=0.2, **overrides)
-    with TestClient(create_app(settings)) as client:  # The context manager runs the lifespan.
-        wait_ready(client)
-        yield client
+from tests.utils.data import COMMITTED_MODELS, SAMPLES
+from tests.utils.servers import running_client
 
 
 @pytest.fixture(scope="session")
@@ -48,4 +28,4 @@ def committed_client() -> Iterator[TestClient]:
 
 @pytest.fixture
 def png_bytes() -> bytes:
-    return (Path(__file__).resolve().parents[2] / "app" / "static" / "samples" / "test_00000_cat.png").read_bytes()
+    return (SAMPLES / "test_00000_cat.png").read_bytes()

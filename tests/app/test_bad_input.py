@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.training.test_preprocessing import png_declaring
+from tests.utils.images import png_declaring
 
 
 def _detail(response) -> str:

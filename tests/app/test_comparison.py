@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import COMMITTED_MODELS
-from training import artifacts
+from tests.utils.data import COMMITTED_MODELS
+from training.core import artifacts
 
 
 def test_compare_two_models(committed_client: TestClient) -> None:
@@ -16,10 +16,10 @@ def test_compare_two_models(committed_client: TestClient) -> None:
     first, second = body["models"]
     assert (first["params"], second["params"]) == (181_162, 252_378)
     assert "model_2 has 252,378 parameters, 39% more than model_1's 181,162" in body["summary"]
-    metrics = artifacts.read_json(artifacts.version_dir(COMMITTED_MODELS, "model_2"), artifacts.METRICS_FILE)
-    assert second["final_val_accuracy"] == metrics["history"][-1]["val_accuracy"]
-    assert f"{metrics['seconds_per_epoch']:.1f} s" in body["summary"]
-    assert len(second["history"]) == metrics["epochs"]
+    metrics = artifacts.load_artifact(artifacts.version_dir(COMMITTED_MODELS, "model_2")).metrics
+    assert second["final_val_accuracy"] == metrics.history[-1]["val_accuracy"]
+    assert f"{metrics.seconds_per_epoch:.1f} s" in body["summary"]
+    assert len(second["history"]) == metrics.epochs
 
 
 def test_compare_a_single_model(committed_client: TestClient) -> None:

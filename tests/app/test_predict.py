@@ -6,17 +6,15 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import COMMITTED_MODELS, REPO, numpy_tta
-from training import artifacts
-from training.preprocessing import scale_images
-
-SAMPLES = REPO / "app" / "static" / "samples"
+from tests.utils.data import COMMITTED_MODELS, SAMPLES, real_archive_or_skip
+from tests.utils.reference import numpy_tta
+from training.core import artifacts
+from training.core.preprocessing import scale_images
 
 
 def test_predict_returns_class_probabilities_and_top_k(client: TestClient, png_bytes: bytes) -> None:
@@ -85,12 +83,12 @@ def test_http_predictions_equal_in_process_predictions_on_raw_arrays(committed_c
     if not artifacts.list_versions(COMMITTED_MODELS, name):
         pytest.skip(f"{name} is not committed")
     folder = artifacts.version_dir(COMMITTED_MODELS, name)
-    metadata = artifacts.read_json(folder, artifacts.METADATA_FILE)
-    model = keras.saving.load_model(folder / artifacts.MODEL_FILE, compile=False)
+    metadata = artifacts.load_artifact(folder).metadata
+    model = artifacts.load_keras_model(folder)
     samples = json.loads((SAMPLES / "samples.json").read_text())
     raw = np.stack([np.asarray(Image.open(SAMPLES / s["file"])) for s in samples])
-    inputs = scale_images(raw, metadata["scaling"])
-    expected = numpy_tta(model, inputs, metadata["test_time_augmentation"])
+    inputs = scale_images(raw, metadata.scaling)
+    expected = numpy_tta(model, inputs, metadata.test_time_augmentation)
     for sample, row in zip(samples, expected, strict=True):
         png = (SAMPLES / sample["file"]).read_bytes()
         body = committed_client.post("/predict", files={"file": ("x.png", png)}, params={"model": name}).json()
@@ -99,7 +97,6 @@ def test_http_predictions_equal_in_process_predictions_on_raw_arrays(committed_c
 
 
 def test_sample_pngs_are_the_real_test_images() -> None:
-    from tests.conftest import real_archive_or_skip
     from training.data import load_cifar10
 
     dataset = load_cifar10(real_archive_or_skip())

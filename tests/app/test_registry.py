@@ -1,77 +1,192 @@
-"""Hot reload: new versions are picked up, broken ones reported and never served, deleted ones dropped."""
+"""The registry's logic, with a fake loader: no TensorFlow, no HTTP, no sleeps.
+
+A "version" here is an empty folder; the fake loader decides what loading it gives.
+"""
 
 from __future__ import annotations
 
-import shutil
-import time
+import asyncio
+import gc
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from fastapi.testclient import TestClient
+import numpy as np
+import pytest
 
-from tests.app.conftest import running_client
-from training import artifacts
-
-
-def _wait_for(client: TestClient, predicate, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listing = client.get("/models").json()
-        if predicate(listing):
-            return listing
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met; last listing: {listing}")
+from app.config import Settings
+from app.errors import ModelNotFound, ModelNotReady
+from app.inference import Servable
+from app.registry import LoadState, ModelRegistry
+from training.core import artifacts
+from training.core.classes import CLASS_NAMES
+from training.core.preprocessing import Scaling
 
 
-def _publish_copy(store: Path, name: str, broken: bool = False) -> Path:
-    """Add a copy of version 1 the way training does (staging folder, then one rename), optionally corrupt."""
-    with artifacts.new_version(store, name) as staged:
-        shutil.copytree(artifacts.version_dir(store, name, 1), staged.path, dirs_exist_ok=True)
-        if broken:
-            (staged.path / artifacts.MODEL_FILE).write_bytes(b"not a keras file")
-    assert staged.published is not None
-    return staged.published
+class FakeLoader:
+    """Loads any folder as a model that answers its own version number; `broken` folders fail."""
 
+    def __init__(self) -> None:
+        self.broken: set[Path] = set()
+        self.loads: list[Path] = []
 
-def test_new_version_is_served_without_restart(store_copy: Path, png_bytes: bytes) -> None:
-    with running_client(store_copy) as client:
-        _publish_copy(store_copy, "model_1")
-        listing = _wait_for(client, lambda body: body["models"][0]["served_version"] == 2)
-        assert [v["state"] for v in listing["models"][0]["versions"]] == ["available", "available"]
-        assert client.post("/predict", files={"file": ("a.png", png_bytes)}).json()["version"] == 2
-        assert (
-            client.post("/predict", files={"file": ("a.png", png_bytes)}, params={"version": 1}).json()["version"] == 1
+    def __call__(self, folder: Path) -> Servable:
+        self.loads.append(folder)
+        if folder in self.broken:
+            raise artifacts.InvalidArtifact("missing model.keras")
+        version = int(folder.name)
+        accuracy = {"good": 0.9, "fair": 0.6}.get(folder.parent.name, 0.5) + version / 1000
+        metadata = artifacts.Metadata(
+            name=folder.parent.name,
+            version=version,
+            architecture=folder.parent.name,
+            description="fake",
+            created_at="2026-01-01T00:00:00+00:00",
+            scaling=Scaling.UNIT,
+            class_names=list(CLASS_NAMES),
+            params=1,
+            test_accuracy=accuracy,
+            keras_version="3",
+            tensorflow_version="2",
         )
+        artifact = artifacts.Artifact(folder, metadata, summary=None, metrics=None)  # type: ignore[arg-type]
+
+        def predict(images: np.ndarray) -> np.ndarray:
+            return np.full((len(images), 10), float(version), np.float32)
+
+        return Servable(artifact, predict)
 
 
-def test_broken_version_is_reported_and_never_replaces_a_working_one(store_copy: Path, png_bytes: bytes) -> None:
-    with running_client(store_copy) as client:
-        _publish_copy(store_copy, "model_1", broken=True)
-        listing = _wait_for(
-            client, lambda body: [v["state"] for v in body["models"][0]["versions"]] == ["available", "failed"]
-        )
-        model = listing["models"][0]
-        assert model["versions"][1]["error"]
-        assert model["served_version"] == 1
-        answer = client.post("/predict", files={"file": ("a.png", png_bytes)})
-        assert answer.status_code == 200 and answer.json()["version"] == 1
-        response = client.post("/predict", files={"file": ("a.png", png_bytes)}, params={"version": 2})
-        assert response.status_code == 503 and "failed" in response.json()["detail"]
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coroutine)
 
 
-def test_deleted_version_is_unloaded(store_copy: Path) -> None:
-    with running_client(store_copy) as client:
-        _publish_copy(store_copy, "model_1")
-        _wait_for(client, lambda body: body["models"][0]["served_version"] == 2)
-        shutil.rmtree(store_copy / "model_1" / "2")
-        listing = _wait_for(client, lambda body: body["models"][0]["served_version"] == 1)
-        assert [v["version"] for v in listing["models"][0]["versions"]] == [1]
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "models"
 
 
-def test_loaded_models_are_kept_out_of_garbage_collection_walks(store_copy: Path) -> None:
-    import gc
+def add(store: Path, name: str, version: int) -> Path:
+    folder = store / name / str(version)
+    folder.mkdir(parents=True)
+    return folder
 
+
+def registry_for(store: Path, loader: FakeLoader, **settings: Any) -> ModelRegistry:
+    executor = ThreadPoolExecutor(max_workers=1)
+    return ModelRegistry(Settings(models_dir=store, **settings), loader=loader, executor=executor)
+
+
+def in_loop(store: Path, loader: FakeLoader, body: Callable[[ModelRegistry], Coroutine[Any, Any, None]]) -> None:
+    """Run `body` against a fresh registry inside one event loop, closing it afterwards."""
+
+    async def scenario() -> None:
+        registry = registry_for(store, loader)
+        try:
+            await body(registry)
+        finally:
+            await registry.close()
+
+    run(scenario())
+
+
+def test_refresh_loads_every_version_and_serves_the_newest(store: Path) -> None:
+    add(store, "good", 1)
+    add(store, "good", 2)
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.available_versions("good") == [1, 2]
+        assert registry.get("good").version == 2
+        assert registry.get("good", 1).version == 1
+        image = np.zeros((32, 32, 3), np.uint8)
+        assert (await registry.get("good").batcher.predict(image))[0] == 2.0
+
+    in_loop(store, FakeLoader(), body)
+
+
+def test_a_failed_load_is_reported_and_never_served(store: Path) -> None:
+    add(store, "good", 1)
+    loader = FakeLoader()
+    loader.broken.add(add(store, "good", 2))
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        states = registry.states("good")
+        assert states[2].state is LoadState.FAILED and "missing model.keras" in (states[2].error or "")
+        assert registry.get("good").version == 1
+        with pytest.raises(ModelNotReady, match="version 2 is failed"):
+            registry.get("good", 2)
+
+    in_loop(store, loader, body)
+
+
+def test_unknown_models_and_versions_are_not_found(store: Path) -> None:
+    add(store, "good", 1)
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        with pytest.raises(ModelNotFound):
+            registry.get("nope")
+        with pytest.raises(ModelNotFound, match="no version 9"):
+            registry.get("good", 9)
+
+    in_loop(store, FakeLoader(), body)
+
+
+def test_hot_swap_and_unload_follow_the_store(store: Path) -> None:
+    add(store, "good", 1)
+    loader = FakeLoader()
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        add(store, "good", 2)
+        await registry.refresh()
+        assert registry.get("good").version == 2
+        assert [folder.name for folder in loader.loads] == ["1", "2"]  # Version 1 was not reloaded.
+        (store / "good" / "2").rmdir()
+        await registry.refresh()
+        assert registry.get("good").version == 1 and list(registry.states("good")) == [1]
+        (store / "good" / "1").rmdir()
+        await registry.refresh()
+        assert registry.model_names() == []
+
+    in_loop(store, loader, body)
+
+
+def test_default_model_is_the_most_accurate_unless_configured(store: Path) -> None:
+    add(store, "good", 1)
+    add(store, "fair", 1)
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.default_model() == "good"
+        assert registry.get().name == "good"
+        registry.settings = Settings(models_dir=store, default_model="fair")
+        assert registry.get().name == "fair"
+
+    in_loop(store, FakeLoader(), body)
+
+
+def test_nothing_loaded_is_not_ready(store: Path) -> None:
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        with pytest.raises(ModelNotReady, match="no model"):
+            registry.get()
+
+    in_loop(store, FakeLoader(), body)
+
+
+def test_loaded_models_are_kept_out_of_garbage_collection_walks(store: Path) -> None:
+    add(store, "good", 1)
     gc.unfreeze()
-    with running_client(store_copy) as client:
-        _wait_for(client, lambda body: body["models"][0]["served_version"] == 1)
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
         assert gc.get_freeze_count() > 0
-    gc.unfreeze()
+        (store / "good" / "1").rmdir()
+        await registry.refresh()
+        assert gc.get_freeze_count() == 0  # Unloading lets the dropped model be collected.
+
+    in_loop(store, FakeLoader(), body)

@@ -2,64 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO
+from tests.utils.servers import serving
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def serving(models_dir: Path, log_path: Path) -> Iterator[str]:
-    """uvicorn on a free 127.0.0.1 port over `models_dir`; yields its base URL once /readyz says 200."""
-    port = free_port()
-    environment = {**os.environ, "MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    with log_path.open("w") as log:  # A file, not a pipe: a full pipe would stall the server.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_ready(base_url, process, log_path)
-            yield base_url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def wait_until_ready(
-    base_url: str, process: subprocess.Popen | None = None, log_path: Path | None = None, timeout: float = 180.0
-) -> None:
-    """Poll /readyz until 200; fail early, with the server's log, if its process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"server exited: {log_path.read_text()[-3000:] if log_path else ''}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server not ready in time")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

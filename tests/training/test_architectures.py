@@ -20,14 +20,14 @@ def _shapes(name: str) -> list[tuple]:
 
 def test_model_1_has_the_tutorial_parameter_count_and_shapes() -> None:
     summary = layer_summary(get_architecture("model_1").build())
-    assert summary["total_params"] == 181_162
-    assert summary["trainable_params"] == 181_162
+    assert summary.total_params == 181_162
+    assert summary.trainable_params == 181_162
     assert _shapes("model_1") == [(16, 16, 32), (6, 6, 32), (3, 3, 32), (288,), (512,), (10,)]
 
 
 def test_model_2_has_the_tutorial_parameter_count_and_shapes() -> None:
     summary = layer_summary(get_architecture("model_2").build())
-    assert summary["total_params"] == 252_378
+    assert summary.total_params == 252_378
     assert _shapes("model_2") == [
         (32, 32, 32),
         (28, 28, 32),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import CLASS_NAMES, TINY_TEST, TINY_TRAIN_PER_BATCH, real_archive_or_skip
+from tests.utils.data import CLASS_NAMES, TINY_TEST, TINY_TRAIN_PER_BATCH, real_archive_or_skip
 from training import data
 from training.data import DatasetError, load_cifar10
 

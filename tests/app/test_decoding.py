@@ -1,32 +1,18 @@
-"""Turning uploads into the network's input: decoding, orientation, alpha, size, and refusals."""
+"""Turning uploads into pixels: decoding, orientation, alpha, size, and refusals."""
 
 from __future__ import annotations
-
-import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from training.preprocessing import (
-    ImageError,
-    ImageTooLarge,
-    Scaling,
-    UnsupportedImage,
-    decode_image,
-    encode_png,
-    scale_images,
-)
+from app.decoding import ImageError, ImageTooLarge, UnsupportedImage, decode_image
+from app.errors import status_for
+from tests.utils.images import encode as _encode
+from tests.utils.images import png_declaring
+from training.core.preprocessing import encode_png
 
 LIMIT = 40_000_000
-
-
-def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def test_png_round_trip_is_lossless() -> None:
@@ -69,31 +55,17 @@ def test_empty_file_is_refused() -> None:
 def test_text_is_unsupported() -> None:
     with pytest.raises(UnsupportedImage) as error:
         decode_image(b"hello, I am not an image", LIMIT)
-    assert error.value.status == 415
+    assert status_for(error.value) == 415
 
 
 def test_truncated_png_is_a_400() -> None:
     data = _encode(Image.new("RGB", (300, 300), (9, 9, 9)), "PNG", compress_level=0)
     with pytest.raises(ImageError) as error:
         decode_image(data[: len(data) // 2], LIMIT)
-    assert error.value.status == 400
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
-    png = bytearray(_encode(Image.new("RGB", (1, 1)), "PNG"))
-    png[16:24] = struct.pack(">II", width, height)
-    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
-    return bytes(png)
+    assert status_for(error.value) == 400
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     with pytest.raises(ImageTooLarge) as error:
         decode_image(png_declaring(50_000, 50_000), LIMIT)
-    assert error.value.status == 413
-
-
-def test_scaling_matches_the_recorded_rule() -> None:
-    images = np.array([[[[0, 51, 255]]]], dtype=np.uint8)
-    assert np.array_equal(scale_images(images, Scaling.UNIT), np.float32([[[[0.0, 0.2, 1.0]]]]))
-    assert scale_images(images, "none").tolist() == [[[[0.0, 51.0, 255.0]]]]
+    assert status_for(error.value) == 413

@@ -12,3 +12,5 @@ CLASS_NAMES: tuple[str, ...] = (
     "ship",
     "truck",
 )
+
+NUM_CLASSES = len(CLASS_NAMES)

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import numpy_tta
-from training.inference import TTA_MODES, make_forward, predict_in_batches
-from training.preprocessing import Scaling, scale_images
+from tests.utils.reference import numpy_tta
+from training.core.forward import make_forward, predict_in_batches
+from training.core.preprocessing import Scaling, TestTimeAugmentation, scale_images
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,14 @@ def images() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("tta", TTA_MODES)
+@pytest.mark.parametrize("tta", list(TestTimeAugmentation))
 def test_forward_matches_an_independent_numpy_reference(model: keras.Model, images: np.ndarray, tta: str) -> None:
     expected = numpy_tta(model, scale_images(images, Scaling.UNIT), tta)
     assert make_forward(model, Scaling.UNIT, tta)(images).numpy() == pytest.approx(expected, abs=1e-6)
 
 
 def test_every_view_counts(model: keras.Model, images: np.ndarray) -> None:
-    outputs = {tta: make_forward(model, Scaling.UNIT, tta)(images).numpy() for tta in TTA_MODES}
+    outputs = {tta: make_forward(model, Scaling.UNIT, tta)(images).numpy() for tta in TestTimeAugmentation}
     assert not np.allclose(outputs["none"], outputs["hflip"])
     assert not np.allclose(outputs["hflip"], outputs["hflip_translate"])
     for probabilities in outputs.values():
@@ -50,5 +50,5 @@ def test_batches_give_the_same_answer_as_one_call(model: keras.Model, images: np
 
 
 def test_unknown_mode_is_refused(model: keras.Model) -> None:
-    with pytest.raises(ValueError, match="hflip_translate"):
+    with pytest.raises(ValueError, match="rotate"):
         make_forward(model, Scaling.UNIT, "rotate")

@@ -8,53 +8,45 @@ exactly the procedure the service runs (scaling and test-time augmentation inclu
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from training.preprocessing import INPUT_SHAPE, Scaling
+from training.core.classes import NUM_CLASSES
+from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation, scale_tensor
 
 Forward = Callable[[tf.Tensor], tf.Tensor]
-# "hflip": the image and its mirror, averaged. "hflip_translate": airbench's six views,
-# the mirror pair at the original position (weight 1/2) and shifted one pixel up-left and
-# down-right with reflected borders (1/4 each).
-TTA_MODES = ("none", "hflip", "hflip_translate")
 
 
-def scale_tensor(images: tf.Tensor, scaling: Scaling | str) -> tf.Tensor:
-    """The TensorFlow twin of `preprocessing.scale_images`, used in tf.data and in serving."""
-    return tf.cast(images, tf.float32) / Scaling(scaling).divisor
-
-
-def make_forward(model: keras.Model, scaling: Scaling | str, tta: str = "none") -> Forward:
+def make_forward(model: Any, scaling: Scaling | str, tta: TestTimeAugmentation | str = "none") -> Forward:
     """A `tf.function` with a fixed signature, traced once: no per-call Python overhead.
 
     `model.predict()` builds a dataset and a progress loop on every call, which costs
     tens of milliseconds; calling the traced graph directly costs well under one.
     """
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {tta!r}; known: {TTA_MODES}")
+    mode = TestTimeAugmentation(tta)
 
-    @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)], reduce_retracing=True)
     def forward(images: tf.Tensor) -> tf.Tensor:
         inputs = scale_tensor(images, scaling)
-        if tta == "none":
+        if mode is TestTimeAugmentation.NONE:
             return model(inputs, training=False)
-        views, weights = _tta_views(inputs, tta)
+        views, weights = _tta_views(inputs, mode)
         # One call on all views stacked along the batch: larger matrix products, one dispatch.
         outputs = model(tf.concat(views, axis=0), training=False)
         outputs = tf.reshape(outputs, (len(views), tf.shape(inputs)[0], -1))
         return tf.tensordot(tf.constant(weights, tf.float32), outputs, axes=1)
 
-    return forward
+    signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)]
+    compiled: Forward = tf.function(forward, input_signature=signature, reduce_retracing=True)
+    return compiled
 
 
-def _tta_views(inputs: tf.Tensor, tta: str) -> tuple[list[tf.Tensor], list[float]]:
+def _tta_views(inputs: tf.Tensor, mode: TestTimeAugmentation) -> tuple[list[tf.Tensor], list[float]]:
     """The augmented copies of a batch and the weight of each in the average."""
     positions = [inputs]
     weights = [0.5]
-    if tta == "hflip_translate":
+    if mode is TestTimeAugmentation.HFLIP_TRANSLATE:
         padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
         height, width = INPUT_SHAPE[0], INPUT_SHAPE[1]
         positions += [padded[:, :height, :width], padded[:, 2 : 2 + height, 2 : 2 + width]]
@@ -68,4 +60,4 @@ def predict_in_batches(forward: Forward, images: np.ndarray, batch_size: int = 5
     outputs = [
         forward(tf.constant(images[start : start + batch_size])).numpy() for start in range(0, len(images), batch_size)
     ]
-    return np.concatenate(outputs) if outputs else np.zeros((0, 10), dtype=np.float32)
+    return np.concatenate(outputs) if outputs else np.zeros((0, NUM_CLASSES), dtype=np.float32)

@@ -1,20 +1,19 @@
-"""Everything between an image and the network's input, shared by training and serving.
+"""Uploads to pixels: any supported image file in, the uint8 (32, 32, 3) array the models take out.
 
-Training feeds uint8 CIFAR arrays through `scale_images`; the service decodes an
-upload with `decode_image` into the same uint8 layout and then calls the very same
-`scale_images`, so there is no train/serve skew to drift apart.
+Only the service decodes uploads; training reads the CIFAR arrays directly. The
+errors say what is wrong in plain words; `app/errors.py` maps them to HTTP statuses.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from enum import StrEnum
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-INPUT_SHAPE = (32, 32, 3)
+from training.core.preprocessing import INPUT_SHAPE
+
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 # Lanczos antialiases when shrinking, so a large photo is averaged rather than aliased.
 RESIZE_FILTER = Image.Resampling.LANCZOS
@@ -25,35 +24,16 @@ BACKGROUND = (255, 255, 255)  # Transparent pixels are composited on white.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
-class Scaling(StrEnum):
-    """How uint8 pixels become the network's float input (recorded in metadata.json)."""
-
-    UNIT = "divide_by_255"  # The tutorial's x / 255 into [0, 1].
-    NONE = "none"  # Raw 0..255 floats; the network normalises inside itself.
-
-    @property
-    def divisor(self) -> float:
-        """Pixels are divided by this; NumPy and TensorFlow both divide, so results match bit for bit."""
-        return 255.0 if self is Scaling.UNIT else 1.0
-
-
-def scale_images(images: np.ndarray, scaling: Scaling | str) -> np.ndarray:
-    """uint8 (N, 32, 32, 3) to the float32 the network expects."""
-    return images.astype(np.float32) / np.float32(Scaling(scaling).divisor)
-
-
 class ImageError(ValueError):
-    """An upload that cannot become a 32x32 RGB image; `status` is the HTTP status to answer."""
-
-    status = 400
+    """An upload that cannot become a 32x32 RGB image: empty, truncated or corrupt."""
 
 
 class UnsupportedImage(ImageError):
-    status = 415
+    """Not an image in one of SUPPORTED_FORMATS."""
 
 
 class ImageTooLarge(ImageError):
-    status = 413
+    """The image declares more pixels than the service will decode."""
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
@@ -112,10 +92,3 @@ def _square_crop(image: Image.Image) -> Image.Image:
         return image
     left, top = (width - side) // 2, (height - side) // 2
     return image.crop((left, top, left + side, top + side))
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """uint8 HWC array to PNG bytes (used for sample images, tests and benchmarks)."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -1,0 +1,72 @@
+"""Hot reload through the running app and real TensorFlow models: new versions are picked up,
+broken ones reported and never served, deleted ones dropped. The registry's own logic is
+specified, with a fake loader, in test_registry.py."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.utils.servers import running_client
+from training.core import artifacts
+
+
+def _wait_for(client: TestClient, predicate: Callable[[Any], bool], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listing = client.get("/models").json()
+        if predicate(listing):
+            return listing
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met; last listing: {listing}")
+
+
+def _publish_copy(store: Path, name: str, broken: bool = False) -> Path:
+    """Add a copy of version 1 the way training does (staging folder, then one rename), optionally corrupt."""
+    staging = store / name / f"{artifacts.STAGING_PREFIX}copy"
+    shutil.copytree(artifacts.version_dir(store, name, 1), staging)
+    if broken:
+        (staging / artifacts.MODEL_FILE).write_bytes(b"not a keras file")
+    target = store / name / str(artifacts.list_versions(store, name)[-1] + 1)
+    staging.rename(target)
+    return target
+
+
+def test_new_version_is_served_without_restart(store_copy: Path, png_bytes: bytes) -> None:
+    with running_client(store_copy) as client:
+        _publish_copy(store_copy, "model_1")
+        listing = _wait_for(client, lambda body: body["models"][0]["served_version"] == 2)
+        assert [v["state"] for v in listing["models"][0]["versions"]] == ["available", "available"]
+        assert client.post("/predict", files={"file": ("a.png", png_bytes)}).json()["version"] == 2
+        assert (
+            client.post("/predict", files={"file": ("a.png", png_bytes)}, params={"version": 1}).json()["version"] == 1
+        )
+
+
+def test_broken_version_is_reported_and_never_replaces_a_working_one(store_copy: Path, png_bytes: bytes) -> None:
+    with running_client(store_copy) as client:
+        _publish_copy(store_copy, "model_1", broken=True)
+        listing = _wait_for(
+            client, lambda body: [v["state"] for v in body["models"][0]["versions"]] == ["available", "failed"]
+        )
+        model = listing["models"][0]
+        assert model["versions"][1]["error"]
+        assert model["served_version"] == 1
+        answer = client.post("/predict", files={"file": ("a.png", png_bytes)})
+        assert answer.status_code == 200 and answer.json()["version"] == 1
+        response = client.post("/predict", files={"file": ("a.png", png_bytes)}, params={"version": 2})
+        assert response.status_code == 503 and "failed" in response.json()["detail"]
+
+
+def test_deleted_version_is_unloaded(store_copy: Path) -> None:
+    with running_client(store_copy) as client:
+        _publish_copy(store_copy, "model_1")
+        _wait_for(client, lambda body: body["models"][0]["served_version"] == 2)
+        shutil.rmtree(store_copy / "model_1" / "2")
+        listing = _wait_for(client, lambda body: body["models"][0]["served_version"] == 1)
+        assert [v["version"] for v in listing["models"][0]["versions"]] == [1]

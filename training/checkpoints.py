@@ -1,0 +1,61 @@
+"""Per-epoch backups of a run, so that an interrupted run resumes instead of starting over.
+
+The backup lives in `models/<name>/.checkpoints/` (the store's layout says where)
+and is discarded only after the version is published.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import keras
+
+from training.core import artifacts
+from training.provenance import RunDescription
+
+HISTORY_FILE = "history.csv"
+RUN_FILE = "run.json"
+BACKUP_DIR = "backup"
+
+
+def prepare(models_dir: Path, name: str, run: RunDescription) -> Path:
+    """Reuse the backup of an interrupted identical run; start afresh for anything else."""
+    folder = artifacts.checkpoint_dir(models_dir, name)
+    run_file = folder / RUN_FILE
+    described = run.as_json()
+    if folder.exists():
+        previous = json.loads(run_file.read_text()) if run_file.is_file() else None
+        if previous == described:
+            print(f"Resuming the interrupted run from {folder}", flush=True)
+            return folder
+        print(f"Discarding a backup of a different run in {folder}", flush=True)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    run_file.write_text(json.dumps(described, indent=2))
+    return folder
+
+
+def callbacks(folder: Path) -> list[keras.callbacks.Callback]:
+    """The per-epoch history log and the backup Keras restores from on a resumed run."""
+    return [
+        keras.callbacks.CSVLogger(str(folder / HISTORY_FILE), append=True),
+        keras.callbacks.BackupAndRestore(str(folder / BACKUP_DIR)),
+    ]
+
+
+def read_history(folder: Path) -> list[dict[str, int | float]]:
+    """Per-epoch rows; an epoch repeated after a resume keeps its last (completed) row."""
+    with (folder / HISTORY_FILE).open(newline="") as handle:
+        rows = [{key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)]
+    by_epoch: dict[int, dict[str, int | float]] = {}
+    for row in rows:
+        epoch = int(row["epoch"]) + 1  # Keras counts from 0; people count from 1.
+        by_epoch[epoch] = {**row, "epoch": epoch}
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

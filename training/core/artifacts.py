@@ -1,0 +1,325 @@
+"""The model store format: `models/<name>/<version>/`, written and read only through this module.
+
+TensorFlow Serving's convention: a folder per model, integer version folders
+inside, the highest version is the newest. A version is written into a hidden
+staging folder beside the versions and renamed into place only once every file
+is there, so a reader (the service polls this folder) never sees half a version.
+
+Each version holds:
+    model.keras     the trained Keras model, without optimizer state
+    metadata.json   `Metadata`: what a server needs (input, scaling, classes, accuracy)
+    summary.json    `Summary`: the layer table of `model.summary()` and parameter counts
+    metrics.json    `Metrics`: per-epoch history, test results, timings, hyperparameters
+    curves.png      loss and accuracy per epoch (training vs validation)
+    confusion.png   the test-set confusion matrix
+
+The three JSON files are typed pydantic models: writers build them, readers get
+fields, and `load_artifact` refuses a version whose files are missing or invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from training.core.classes import NUM_CLASSES
+from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation
+
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)  # Older formats would be migrated in `_migrate` before validation.
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+SUMMARY_FILE = "summary.json"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "curves.png"
+CONFUSION_FILE = "confusion.png"
+PLOT_FILES = (CURVES_FILE, CONFUSION_FILE)
+ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE, SUMMARY_FILE, METRICS_FILE, *PLOT_FILES)
+STAGING_PREFIX = ".tmp-"
+CHECKPOINTS_DIR = ".checkpoints"
+
+# Names become folder names: no separators, no dots in front, nothing a URL could smuggle.
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class ArtifactNotFound(LookupError):
+    """No such model or version in the store."""
+
+
+class InvalidArtifact(ValueError):
+    """A version folder whose files are missing, unreadable or do not follow the format."""
+
+
+# ---- the typed files ------------------------------------------------------------------
+
+
+class _Record(BaseModel):
+    # Unknown keys are dropped on read, so a newer writer's extra fields never break this reader.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Metadata(_Record):
+    """metadata.json: everything a server needs to run the version."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: int | None = Field(None, description="Set when the version is published.")
+    architecture: str
+    description: str
+    created_at: str
+    input_shape: list[int] = Field(default_factory=lambda: list(INPUT_SHAPE))
+    input_dtype: str = "uint8"
+    scaling: Scaling
+    test_time_augmentation: TestTimeAugmentation = TestTimeAugmentation.NONE
+    class_names: list[str]
+    params: int
+    test_accuracy: float
+    keras_version: str
+    tensorflow_version: str
+
+    @field_validator("input_shape")
+    @classmethod
+    def _cifar_input(cls, shape: list[int]) -> list[int]:
+        if tuple(shape) != INPUT_SHAPE:
+            raise ValueError(f"input shape {shape} is not {list(INPUT_SHAPE)}")
+        return shape
+
+    @field_validator("class_names")
+    @classmethod
+    def _ten_classes(cls, names: list[str]) -> list[str]:
+        if len(names) != NUM_CLASSES:
+            raise ValueError(f"{len(names)} class names; CIFAR-10 has {NUM_CLASSES}")
+        return names
+
+
+class LayerRow(_Record):
+    name: str
+    type: str
+    output_shape: list[int | None]
+    params: int
+
+
+class Summary(_Record):
+    """summary.json: the layer table `model.summary()` prints, as data, plus the text itself."""
+
+    model: str
+    layers: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    non_trainable_params: int
+    text: str
+
+
+class Reference(_Record):
+    """A published result to compare against (the tutorial's, for its two networks)."""
+
+    test_accuracy: float
+    epochs: int
+    seconds_per_epoch: float
+    hardware: str
+    source: str
+
+
+class DatasetFingerprint(_Record):
+    source: str
+    x_train_sha256: str
+    x_test_sha256: str
+    labels_sha256: str
+
+
+class Metrics(_Record):
+    """metrics.json: how the version was trained and how it scores on the test set."""
+
+    architecture: str
+    history: list[dict[str, int | float]] = Field(description="One row per epoch: loss, accuracy, val_*, seconds.")
+    test_accuracy: float
+    test_loss: float
+    test_images: int
+    per_class_accuracy: dict[str, float]
+    confusion_matrix: list[list[int]]
+    test_time_augmentation: TestTimeAugmentation = TestTimeAugmentation.NONE
+    test_accuracy_without_tta: float | None = None
+    test_loss_without_tta: float | None = None
+    evaluate_seconds: float
+    epochs: int
+    training_seconds: float
+    wall_seconds: float
+    seconds_per_epoch: float
+    images_per_second: float
+    hyperparameters: dict[str, Any] = Field(description="The recipe, with seed, limit and training-set size.")
+    dataset: DatasetFingerprint
+    environment: dict[str, str] = Field(description="Library versions, machine and git commit of the run.")
+    reference: Reference | None = None
+
+
+RecordT = TypeVar("RecordT", bound=_Record)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One stored version, read and validated: everything but the Keras model itself."""
+
+    folder: Path
+    metadata: Metadata
+    summary: Summary
+    metrics: Metrics
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def version(self) -> int:
+        return int(self.folder.name)
+
+
+# ---- reading --------------------------------------------------------------------------
+
+
+def is_valid_name(name: str) -> bool:
+    return bool(_NAME_PATTERN.fullmatch(name))
+
+
+def list_models(models_dir: Path) -> list[str]:
+    """Names of models with at least one version folder."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(p.name for p in models_dir.iterdir() if is_valid_name(p.name) and list_versions(models_dir, p.name))
+
+
+def list_versions(models_dir: Path, name: str) -> list[int]:
+    """Versions of `name`, oldest first (staging folders are not versions)."""
+    folder = models_dir / name
+    if not is_valid_name(name) or not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def version_dir(models_dir: Path, name: str, version: int | None = None) -> Path:
+    """The folder of `name` at `version` (newest when None); raises ArtifactNotFound."""
+    versions = list_versions(models_dir, name)
+    if not versions:
+        raise ArtifactNotFound(f"model {name!r} not found")
+    if version is None:
+        version = versions[-1]
+    if version not in versions:
+        raise ArtifactNotFound(f"model {name!r} has no version {version} (versions: {versions})")
+    return models_dir / name / str(version)
+
+
+def load_artifact(folder: Path) -> Artifact:
+    """Read and validate a version's files; raises InvalidArtifact naming what is wrong."""
+    missing = [name for name in ARTIFACT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise InvalidArtifact(f"missing {', '.join(missing)}")
+    return Artifact(
+        folder=folder,
+        metadata=_read(folder, METADATA_FILE, Metadata),
+        summary=_read(folder, SUMMARY_FILE, Summary),
+        metrics=_read(folder, METRICS_FILE, Metrics),
+    )
+
+
+def load_keras_model(folder: Path) -> Any:
+    """The version's Keras model, uncompiled (serving needs no optimizer)."""
+    import keras  # Lazily: reading the JSON files must not pay for TensorFlow.
+
+    return keras.saving.load_model(folder / MODEL_FILE, compile=False)
+
+
+def _read(folder: Path, filename: str, schema: type[RecordT]) -> RecordT:
+    try:
+        raw = json.loads((folder / filename).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidArtifact(f"{filename} is unreadable: {error}") from error
+    if not isinstance(raw, dict):
+        raise InvalidArtifact(f"{filename} is not a JSON object")
+    if schema is Metadata:
+        raw = _migrate(raw)
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as error:
+        raise InvalidArtifact(f"{filename} is invalid: {error}") from error
+
+
+def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older metadata.json up to FORMAT_VERSION; refuse formats this code does not know."""
+    found = raw.get("format_version")
+    if found not in SUPPORTED_FORMAT_VERSIONS:
+        raise InvalidArtifact(f"unsupported artifact format {found!r} (this code reads {SUPPORTED_FORMAT_VERSIONS})")
+    return raw
+
+
+# ---- writing --------------------------------------------------------------------------
+
+
+class SavableModel(Protocol):
+    def save(self, filepath: str | Path) -> None: ...
+
+
+def checkpoint_dir(models_dir: Path, name: str) -> Path:
+    """Where an unfinished run keeps its per-epoch backups so it can resume."""
+    return models_dir / name / CHECKPOINTS_DIR
+
+
+def save_version(
+    models_dir: Path,
+    model: SavableModel,
+    metadata: Metadata,
+    summary: Summary,
+    metrics: Metrics,
+    plots: Mapping[str, bytes],
+) -> Path:
+    """Write every file into a staging folder, then rename it to the next free version; returns it.
+
+    On any exception (Ctrl-C included) the staging folder is deleted, so nothing
+    partial is ever visible. The version number is chosen at rename time, so two
+    concurrent runs get distinct versions.
+    """
+    if not is_valid_name(metadata.name):
+        raise ValueError(f"invalid model name {metadata.name!r}")
+    if set(plots) != set(PLOT_FILES):
+        raise ValueError(f"plots must be exactly {PLOT_FILES}, got {sorted(plots)}")
+    folder = models_dir / metadata.name
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f"{STAGING_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    staging.mkdir()
+    try:
+        model.save(staging / MODEL_FILE)
+        _write(staging, SUMMARY_FILE, summary)
+        _write(staging, METRICS_FILE, metrics)
+        for filename, png in plots.items():
+            (staging / filename).write_bytes(png)
+        return _claim_version(staging, folder, metadata)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write(folder: Path, filename: str, record: BaseModel) -> None:
+    (folder / filename).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def _claim_version(staging: Path, folder: Path, metadata: Metadata) -> Path:
+    """Rename the staging folder to the next free version number.
+
+    rename(2) onto a missing or empty folder is atomic; onto a non-empty one it
+    fails, which means another run took that number first, so try the next.
+    """
+    for _ in range(100):
+        versions = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
+        target = folder / str(max(versions, default=0) + 1)
+        _write(staging, METADATA_FILE, metadata.model_copy(update={"version": int(target.name)}))
+        try:
+            os.rename(staging, target)
+        except OSError:
+            continue
+        return target
+    raise RuntimeError(f"could not claim a version number in {folder}")

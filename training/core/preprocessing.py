@@ -1,0 +1,60 @@
+"""Pixels in, network input out: the one place that says how uint8 images are scaled.
+
+Training batches (tf.data), the stored test accuracy and the service's forward pass
+all scale through `Scaling`, so there is no train/serve skew to drift apart. Turning
+an upload into pixels is the service's business (`app/decoding.py`).
+"""
+
+from __future__ import annotations
+
+import io
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+INPUT_SHAPE = (32, 32, 3)
+
+
+class Scaling(StrEnum):
+    """How uint8 pixels become the network's float input (recorded in metadata.json)."""
+
+    UNIT = "divide_by_255"  # The tutorial's x / 255 into [0, 1].
+    NONE = "none"  # Raw 0..255 floats; the network normalises inside itself.
+
+    @property
+    def divisor(self) -> float:
+        """Pixels are divided by this; NumPy and TensorFlow both divide, so results match bit for bit."""
+        return 255.0 if self is Scaling.UNIT else 1.0
+
+
+class TestTimeAugmentation(StrEnum):
+    """Which views of an image the served graph averages (recorded in metadata.json)."""
+
+    __test__ = False  # Not a pytest test class, despite the name.
+
+    NONE = "none"
+    HFLIP = "hflip"  # The image and its mirror, averaged.
+    # airbench's six views: the mirror pair at the original position (weight 1/2) and shifted
+    # one pixel up-left and down-right with reflected borders (1/4 each).
+    HFLIP_TRANSLATE = "hflip_translate"
+
+
+def scale_images(images: np.ndarray, scaling: Scaling | str) -> np.ndarray:
+    """uint8 (N, 32, 32, 3) to the float32 the network expects (NumPy)."""
+    return images.astype(np.float32) / np.float32(Scaling(scaling).divisor)
+
+
+def scale_tensor(images: Any, scaling: Scaling | str) -> Any:
+    """The TensorFlow twin of `scale_images`, used in tf.data and in the served graph."""
+    import tensorflow as tf  # Lazily: the NumPy half of this module serves TensorFlow-free callers.
+
+    return tf.cast(images, tf.float32) / Scaling(scaling).divisor
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """uint8 HWC array to PNG bytes (sample images, tests and benchmarks)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

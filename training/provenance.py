@@ -1,0 +1,80 @@
+"""Where a run came from: what identifies it (for resuming) and what it ran on (for the record)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.core.artifacts import DatasetFingerprint
+from training.data import Cifar10, array_sha256
+from training.recipes import Recipe
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    """Everything that identifies a run; a backup is resumed only when this matches exactly."""
+
+    architecture: str
+    recipe: dict[str, Any]
+    seed: int
+    limit: int | None
+    train_images: int
+    dataset: DatasetFingerprint
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self) | {"dataset": self.dataset.model_dump()}
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The recipe plus what this run chose, as metrics.json records them."""
+        return self.recipe | {"seed": self.seed, "limit": self.limit, "train_images": self.train_images}
+
+
+def describe_run(
+    architecture: str, recipe: Recipe, seed: int, limit: int | None, dataset: Cifar10, train_images: int
+) -> RunDescription:
+    fingerprint = DatasetFingerprint(
+        source=dataset.source,
+        x_train_sha256=array_sha256(dataset.x_train),
+        x_test_sha256=array_sha256(dataset.x_test),
+        labels_sha256=array_sha256(np.concatenate([dataset.y_train, dataset.y_test])),
+    )
+    return RunDescription(architecture, recipe.as_record(), seed, limit, train_images, fingerprint)
+
+
+def environment() -> dict[str, str]:
+    """Library versions, machine and commit: taken at the start, the code this run executes."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "processor_count": str(os.cpu_count()),
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str:
+    """HEAD of the checkout this code lives in, `-dirty` with uncommitted changes, `unknown` outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = _git(["rev-parse", "HEAD"], here)
+        dirty = _git(["status", "--porcelain", "--untracked-files=no"], here)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def _git(arguments: list[str], cwd: Path) -> str:
+    return subprocess.run(
+        ["git", *arguments], capture_output=True, text=True, check=True, timeout=5, cwd=cwd
+    ).stdout.strip()

@@ -1,0 +1,54 @@
+"""How an architecture is trained: the `Recipe` and the choices it names.
+
+Recipes are data: `architectures.py` pairs each network with one, and everything
+here is recorded in metrics.json. The optimizer, schedule and pipeline modules
+read a recipe; none of them needs to know which network it trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from training.core.preprocessing import Scaling, TestTimeAugmentation
+
+
+class Optimizer(StrEnum):
+    RMSPROP_DECAY = "rmsprop_decay"  # The tutorial's RMSprop with Keras 2's inverse-time decay.
+    SGD_ONECYCLE = "sgd_onecycle"  # Nesterov SGD on a one-cycle schedule (the strong network).
+
+
+class LrSchedule(StrEnum):
+    """The one-cycle shape of `Optimizer.SGD_ONECYCLE`."""
+
+    COSINE = "cosine"  # Linear warm-up, then cosine down to zero.
+    LINEAR = "linear"  # A triangle: linear up to the peak, linear down.
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    optimizer: Optimizer
+    scaling: Scaling
+    lr_decay: float = 0.0  # Old Keras `decay`: lr / (1 + decay * iterations).
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    ema_momentum: float | None = None  # Weight averaging (Keras optimizer EMA), None for off.
+    warmup_fraction: float = 0.0  # Share of steps spent ramping the learning rate up.
+    lr_schedule: LrSchedule = LrSchedule.COSINE
+    lr_start_fraction: float = 0.0  # LINEAR: the rate at step 0 and at the end, as fractions of the peak.
+    lr_end_fraction: float = 0.0
+    bias_lr_scale: float = 1.0  # Learning-rate multiplier for BatchNorm biases.
+    lookahead_every: int = 0  # Pull the weights towards their running average every N steps (0: off).
+    validate_each_epoch: bool = True
+    test_time_augmentation: TestTimeAugmentation = TestTimeAugmentation.NONE
+    augment: bool = False  # Random horizontal flip and up-to-2-pixel translation while training.
+    alternating_flip: bool = False  # With augment: mirror each image in every other epoch instead of at random.
+
+    def as_record(self) -> dict[str, Any]:
+        """Plain JSON values (enums as their strings), as metrics.json stores them."""
+        return {key: (value.value if isinstance(value, StrEnum) else value) for key, value in asdict(self).items()}
