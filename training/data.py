@@ -50,6 +50,14 @@ class Cifar10:
         return digest.hexdigest()
 
 
+def calibration_split(train_images: int, size: int, seed: int) -> np.ndarray:
+    """Indices (sorted) of the training images held out for calibration: a seeded draw, so that
+    anyone can re-derive the split from the seed and size recorded in metrics.json."""
+    if not 0 <= size < train_images:
+        raise ValueError(f"a calibration split of {size} needs more than {train_images} training images")
+    return np.sort(np.random.default_rng(seed).permutation(train_images)[:size])
+
+
 def array_sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 

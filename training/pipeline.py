@@ -6,6 +6,7 @@ which the served graph uses too) and one-hot encoded on the fly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import keras
@@ -40,7 +41,11 @@ def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, see
         batches = _alternating_flip_dataset(images, labels, recipe, seed)
         return TrainingData(batches, max(1, count // recipe.batch_size), endless=True)
     data = tf.data.Dataset.from_tensor_slices((images, labels))
-    data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(recipe.batch_size)
+    data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    if recipe.jpeg_fraction > 0:
+        reencode = _jpeg_reencoding(recipe, seed)
+        data = data.enumerate().map(lambda position, example: (reencode(position, example[0]), example[1]))
+    data = data.batch(recipe.batch_size)
     data = data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=tf.data.AUTOTUNE)
     if recipe.augment:
         flip = keras.layers.RandomFlip("horizontal", seed=seed)
@@ -63,6 +68,12 @@ def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Re
     mirrored_in_even_epochs = np.random.default_rng(seed).random(count) < 0.5
     data = tf.data.Dataset.from_tensor_slices((images, labels, mirrored_in_even_epochs))
     data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
+    if recipe.jpeg_fraction > 0:
+        reencode = _jpeg_reencoding(recipe, seed)
+        data = data.map(
+            lambda position, example: (position, (reencode(position, example[0]), *example[1:])),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     data = data.batch(recipe.batch_size, drop_remainder=True)
     translate = _translation(seed)
 
@@ -75,6 +86,22 @@ def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Re
         return translate(x, training=True), y
 
     return data.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _jpeg_reencoding(recipe: Recipe, seed: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """Per image (uint8, before batching): with probability jpeg_fraction, encode as JPEG at a random
+    quality and decode again, as a phone or browser upload would be. The draw is stateless, keyed
+    by (seed, position in the stream), so a resumed or repeated run sees the same artefacts."""
+    low, high = recipe.jpeg_quality
+
+    def reencode(position: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
+        draw = tf.random.stateless_uniform([2], seed=tf.stack([tf.constant(seed, tf.int64), position]))
+        quality = low + tf.cast(draw[1] * (high - low + 1), tf.int32)
+        return tf.cond(
+            draw[0] < recipe.jpeg_fraction, lambda: tf.image.adjust_jpeg_quality(image, quality), lambda: image
+        )
+
+    return reencode
 
 
 def _model_inputs(images: tf.Tensor, labels: tf.Tensor, recipe: Recipe) -> tuple[tf.Tensor, tf.Tensor]:

@@ -48,6 +48,13 @@ class Recipe:
     test_time_augmentation: TestTimeAugmentation = TestTimeAugmentation.NONE
     augment: bool = False  # Random horizontal flip and up-to-2-pixel translation while training.
     alternating_flip: bool = False  # With augment: mirror each image in every other epoch instead of at random.
+    # Upload realism: this share of the training images is re-encoded as JPEG each epoch, at a quality
+    # drawn uniformly from jpeg_quality (inclusive), so the network learns to ignore JPEG artefacts.
+    jpeg_fraction: float = 0.0
+    jpeg_quality: tuple[int, int] = (30, 95)
+    # Training images kept out of training for calibration (the temperature is fitted on them).
+    # Which ones follows from the run's seed alone: `training.data.calibration_split`.
+    calibration_holdout: int = 0
 
     def as_record(self) -> dict[str, Any]:
         """Plain JSON values (enums as their strings), as metrics.json stores them."""

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from training import checkpoints, reports
 from training.architectures import Architecture, get_architecture
 from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
 from training.core import artifacts
-from training.data import Cifar10, load_cifar10
+from training.data import Cifar10, calibration_split, load_cifar10
 from training.evaluation import evaluate
 from training.optimizers import make_optimizer
 from training.pipeline import TrainingData, evaluation_batches, training_batches
@@ -44,7 +45,7 @@ def train(options: TrainOptions) -> Path:
     recipe = _recipe_with_overrides(architecture.recipe, options)
     ran_on = environment()  # At the start: the commit whose code this run executes.
     dataset = load_cifar10(options.data)
-    x_train, y_train = dataset.x_train, dataset.y_train
+    x_train, y_train = _without_calibration_split(dataset, recipe.calibration_holdout, options.seed)
     if options.limit:
         x_train, y_train = x_train[: options.limit], y_train[: options.limit]
 
@@ -113,6 +114,13 @@ def _publish(
         metrics=reports.build_metrics(run, ran_on, history, evaluation, architecture.reference),
         plots=reports.plots(history, evaluation, dataset.class_names, architecture.name),
     )
+
+
+def _without_calibration_split(dataset: Cifar10, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training images minus those the temperature will be fitted on (none when holdout is 0)."""
+    keep = np.ones(len(dataset.x_train), dtype=bool)
+    keep[calibration_split(len(dataset.x_train), holdout, seed)] = False
+    return dataset.x_train[keep], dataset.y_train[keep]
 
 
 def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
