@@ -38,6 +38,9 @@ def _row(artifact: Artifact) -> dict[str, Any]:
         "test_accuracy": metrics.test_accuracy,
         "test_loss": metrics.test_loss,
         "test_time_augmentation": metrics.test_time_augmentation.value,
+        "temperature": artifact.metadata.temperature,
+        "robustness": metrics.robustness,
+        "ece": metrics.probability_scores.ece if metrics.probability_scores else None,
         "history": history,
     }
 
@@ -51,6 +54,12 @@ def describe(rows: list[dict[str, Any]]) -> str:
     if len(rows) > 1:
         best = max(rows, key=lambda row: row["test_accuracy"])
         sentences.append(f"The most accurate on the test set is {best['name']} ({best['test_accuracy']:.2%}).")
+    reported = [row for row in rows if row["robustness"] and row["ece"] is not None]
+    if reported:
+        figures = "; ".join(
+            f"{row['name']} {row['robustness']['jpeg_q75']:.2%} (ECE {row['ece']:.3f})" for row in reported
+        )
+        sentences.append(f"Re-encoded as JPEG at quality 75, as phones send them, the test images score: {figures}.")
     return " ".join(sentences)
 
 

@@ -37,7 +37,10 @@ def load_servable(folder: Path) -> Servable:
 
     artifact = artifacts.load_artifact(folder)
     model = artifacts.load_keras_model(folder)
-    forward = make_forward(model, artifact.metadata.scaling, artifact.metadata.test_time_augmentation)
+    metadata = artifact.metadata
+    forward = make_forward(
+        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
+    )
 
     def predict(images: np.ndarray) -> np.ndarray:
         return np.asarray(forward(images).numpy())

@@ -1,4 +1,4 @@
-"""`python -m training train <architecture> [options]` and `python -m training list`."""
+"""`python -m training train|calibrate|list|export-samples`: the training side's command line."""
 
 from __future__ import annotations
 
@@ -22,6 +22,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=int, help="train on the first N training images only (quick runs)")
+    train.add_argument(
+        "--calibration-holdout",
+        type=int,
+        help="training images kept out to fit the temperature on (default: the recipe's; 0: none)",
+    )
+    calibrate = commands.add_parser(
+        "calibrate", help="fit a temperature for a trained version and publish the calibrated copy as a new version"
+    )
+    calibrate.add_argument("source", type=Path, help="the version folder to calibrate, e.g. models/model_1/3")
+    calibrate.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
+    calibrate.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     commands.add_parser("list", help="list the architectures and their recipes")
     samples = commands.add_parser("export-samples", help="write CIFAR-10 test images as PNGs for the web page")
     samples.add_argument("--out", type=Path, default=Path("app/static/samples"))
@@ -38,11 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "export-samples":
         return _export_samples(args.out, args.per_class, args.data)
+    if args.command == "calibrate":
+        return _calibrate(args.source, args.models_dir, args.data)
     for flag in ("epochs", "batch_size", "limit"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             print(f"error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 2
+    if args.calibration_holdout is not None and args.calibration_holdout < 0:
+        print("error: --calibration-holdout must be 0 or more", file=sys.stderr)
+        return 2
 
     options = TrainOptions(
         architecture=args.architecture,
@@ -52,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         limit=args.limit,
+        calibration_holdout=args.calibration_holdout,
     )
     try:
         published = train(options)
@@ -61,6 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: no version was published; run the same command again to resume", file=sys.stderr)
         return 130
+    print(f"published {published}")
+    return 0
+
+
+def _calibrate(source: Path, models_dir: Path, data: Path | None) -> int:
+    from training.calibrate import calibrate_version
+    from training.core.artifacts import InvalidArtifact
+
+    try:
+        published = calibrate_version(source, models_dir, data)
+    except (DatasetError, InvalidArtifact, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"published {published}")
     return 0
 

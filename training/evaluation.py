@@ -1,17 +1,26 @@
-"""The test-set evaluation of a finished run, through the service's own forward pass."""
+"""Everything measured on images the network never trained on, once training ends.
+
+In order: fit the temperature on the calibration hold-out (when the recipe keeps
+one), build the served forward pass with it, score the 10,000 test images through
+that forward pass (accuracy, per class, confusion, probability scores), and re-score
+them as users send them (JPEG, downscaled). What is served is what is measured.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 
-from training.core.forward import make_forward, predict_in_batches
-from training.core.preprocessing import TestTimeAugmentation
-from training.data import Cifar10
-from training.recipes import Recipe
+from training import calibration, robustness
+from training.core.artifacts import CalibrationReport, CalibrationSplit, ProbabilityScores
+from training.core.forward import make_forward, predict_in_batches, view_logits
+from training.core.preprocessing import Scaling, TestTimeAugmentation, TtaAverage
+from training.data import Cifar10, calibration_split
+
+Curve = list[tuple[float, float, int]]
 
 
 @dataclass(frozen=True)
@@ -29,24 +38,103 @@ class TestResults:
 
 @dataclass(frozen=True)
 class Evaluation:
-    served: TestResults  # With the recipe's test-time augmentation: what the service answers.
-    single_view: TestResults | None  # Without it, when the recipe uses one (else None).
-    seconds: float  # Wall time of the served evaluation.
+    served: TestResults  # Through the served forward pass: TTA and temperature included.
+    single_view: TestResults | None  # Without TTA, when the recipe uses it (else None).
+    seconds: float  # Wall time of the served test-set pass.
+    temperature: float
+    average: TtaAverage
+    scores: ProbabilityScores  # Of the served probabilities.
+    robustness: dict[str, float]  # Served accuracy per upload condition (training.robustness).
+    calibration: CalibrationReport | None  # None when nothing was held out to fit a temperature on.
+    reliability: dict[str, Curve]  # Reliability-diagram points: "uncalibrated" and, if fitted, "calibrated".
 
 
-def evaluate(model: keras.Model, recipe: Recipe, dataset: Cifar10) -> Evaluation:
+def evaluate(
+    model: object, scaling: Scaling, tta: TestTimeAugmentation, dataset: Cifar10, holdout: int, seed: int
+) -> Evaluation:
+    fitted = _fit(model, scaling, tta, dataset, holdout, seed) if holdout else None
+    temperature, average = (fitted[0], fitted[1]) if fitted else (1.0, TtaAverage.PROBABILITIES)
+
+    forward = make_forward(model, scaling, tta, temperature, average)
     start = time.perf_counter()
-    served = _results(model, recipe, recipe.test_time_augmentation, dataset)
+    probabilities = predict_in_batches(forward, dataset.x_test)
     seconds = time.perf_counter() - start
+    served = test_results(probabilities, dataset.y_test, dataset.class_names)
     single_view = None
-    if recipe.test_time_augmentation is not TestTimeAugmentation.NONE:
-        single_view = _results(model, recipe, TestTimeAugmentation.NONE, dataset)
-    return Evaluation(served, single_view, seconds)
+    if tta is not TestTimeAugmentation.NONE:
+        plain = make_forward(model, scaling, TestTimeAugmentation.NONE, temperature, average)
+        single_view = test_results(predict_in_batches(plain, dataset.x_test), dataset.y_test, dataset.class_names)
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return predict_in_batches(forward, images)
+
+    conditions = robustness.accuracy_under_conditions(predict, dataset.x_test, dataset.y_test)
+    served_scores = calibration.scores(probabilities, dataset.y_test)
+    reliability = {"uncalibrated": calibration.reliability_curve(probabilities, dataset.y_test)}
+    report = None
+    if fitted:
+        report = fitted[2].model_copy(update={"after": served_scores})
+        reliability = {
+            "uncalibrated": fitted[3],
+            "calibrated": calibration.reliability_curve(probabilities, dataset.y_test),
+        }
+    return Evaluation(
+        served=served,
+        single_view=single_view,
+        seconds=seconds,
+        temperature=temperature,
+        average=average,
+        scores=served_scores,
+        robustness={"lossless": served.test_accuracy, **conditions},
+        calibration=report,
+        reliability=reliability,
+    )
 
 
-def _results(model: keras.Model, recipe: Recipe, tta: TestTimeAugmentation, dataset: Cifar10) -> TestResults:
-    forward = make_forward(model, recipe.scaling, tta)
-    return test_results(predict_in_batches(forward, dataset.x_test), dataset.y_test, dataset.class_names)
+def _fit(
+    model: object,
+    scaling: Scaling,
+    tta: TestTimeAugmentation,
+    dataset: Cifar10,
+    holdout: int,
+    seed: int,
+) -> tuple[float, TtaAverage, CalibrationReport, Curve]:
+    """Fit T for each way of averaging views on the hold-out; keep the one with the lower hold-out NLL.
+
+    The test set only reports (`alternatives`); it never chooses.
+    """
+    indices = calibration_split(len(dataset.x_train), holdout, seed)
+    fit_logits, weights = view_logits(model, scaling, tta, dataset.x_train[indices])
+    fit_labels = dataset.y_train[indices]
+    test_logits, _ = view_logits(model, scaling, tta, dataset.x_test)
+    fitted: dict[TtaAverage, tuple[float, float]] = {}
+    alternatives: dict[str, ProbabilityScores] = {}
+    for average in TtaAverage:
+        temperature = calibration.fit_temperature(fit_logits, weights, fit_labels, average)
+        holdout_nll = calibration.negative_log_likelihood(
+            calibration.combine(fit_logits, weights, temperature, average), fit_labels
+        )
+        fitted[average] = (temperature, holdout_nll)
+        test_probabilities = calibration.combine(test_logits, weights, temperature, average)
+        alternatives[average.value] = calibration.scores(test_probabilities, dataset.y_test)
+    chosen = min(fitted, key=lambda average: fitted[average][1])
+    split = CalibrationSplit(
+        size=holdout,
+        seed=seed,
+        train_images=len(dataset.x_train),
+        indices_sha256=hashlib.sha256(indices.astype(np.int64).tobytes()).hexdigest(),
+    )
+    uncalibrated = calibration.combine(test_logits, weights, 1.0, TtaAverage.PROBABILITIES)
+    before = calibration.scores(uncalibrated, dataset.y_test)
+    report = CalibrationReport(
+        temperature=fitted[chosen][0],
+        tta_average=chosen,
+        split=split,
+        before=before,
+        after=alternatives[chosen.value],  # Replaced by the served pass's own scores in `evaluate`.
+        alternatives=alternatives,
+    )
+    return fitted[chosen][0], chosen, report, calibration.reliability_curve(uncalibrated, dataset.y_test)
 
 
 def test_results(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str]) -> TestResults:

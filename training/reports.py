@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 import keras
 import matplotlib
@@ -60,7 +61,7 @@ def build_metrics(
     return Metrics(
         architecture=run.architecture,
         history=history,
-        **asdict(evaluation.served),
+        **results_fields(evaluation),
         test_time_augmentation=run.recipe["test_time_augmentation"],
         test_accuracy_without_tta=single_view.test_accuracy if single_view else None,
         test_loss_without_tta=single_view.test_loss if single_view else None,
@@ -77,6 +78,16 @@ def build_metrics(
     )
 
 
+def results_fields(evaluation: Evaluation) -> dict[str, Any]:
+    """The metrics.json fields an evaluation fills (training and post-hoc calibration share them)."""
+    return {
+        **asdict(evaluation.served),
+        "robustness": evaluation.robustness,
+        "calibration": evaluation.calibration,
+        "probability_scores": evaluation.scores,
+    }
+
+
 def build_metadata(
     run: RunDescription, description: str, class_names: list[str], summary: Summary, evaluation: Evaluation
 ) -> Metadata:
@@ -87,6 +98,8 @@ def build_metadata(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         scaling=run.recipe["scaling"],
         test_time_augmentation=run.recipe["test_time_augmentation"],
+        tta_average=evaluation.average,
+        temperature=evaluation.temperature,
         class_names=class_names,
         params=summary.total_params,
         test_accuracy=evaluation.served.test_accuracy,
@@ -103,6 +116,7 @@ def plots(
     return {
         artifacts.CURVES_FILE: plot_curves(history, title),
         artifacts.CONFUSION_FILE: plot_confusion(evaluation.served.confusion_matrix, class_names, title),
+        artifacts.CALIBRATION_FILE: plot_reliability(evaluation.reliability, f"{name}: reliability diagram"),
     }
 
 
@@ -135,6 +149,24 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], title: st
         color = "white" if value > threshold else "black"
         axis.text(column, row, str(value), ha="center", va="center", fontsize=7, color=color)
     figure.colorbar(image, ax=axis)
+    axis.set_title(title)
+    return _png(figure)
+
+
+def plot_reliability(curves: dict[str, list[tuple[float, float, int]]], title: str) -> bytes:
+    """Accuracy against confidence per bin: on the diagonal, a probability means what it says."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
+    for label, points in curves.items():
+        if points:
+            confidence, accuracy, _ = zip(*points, strict=True)
+            axis.plot(confidence, accuracy, "o-", label=label)
+    axis.set_xlabel("confidence (top-1 probability)")
+    axis.set_ylabel("accuracy")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left")
     axis.set_title(title)
     return _png(figure)
 

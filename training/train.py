@@ -36,6 +36,7 @@ class TrainOptions:
     batch_size: int | None = None
     seed: int = 0
     limit: int | None = None  # Train on the first N training images only.
+    calibration_holdout: int | None = None  # None: the recipe's.
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, a line per epoch otherwise.
 
 
@@ -45,7 +46,7 @@ def train(options: TrainOptions) -> Path:
     recipe = _recipe_with_overrides(architecture.recipe, options)
     ran_on = environment()  # At the start: the commit whose code this run executes.
     dataset = load_cifar10(options.data)
-    x_train, y_train = _without_calibration_split(dataset, recipe.calibration_holdout, options.seed)
+    x_train, y_train = without_calibration_split(dataset, recipe.calibration_holdout, options.seed)
     if options.limit:
         x_train, y_train = x_train[: options.limit], y_train[: options.limit]
 
@@ -103,7 +104,9 @@ def _publish(
     models_dir: Path,
 ) -> Path:
     """Evaluate -> report -> write."""
-    evaluation = evaluate(model, architecture.recipe, dataset)  # Overrides never change scaling or TTA.
+    recipe = architecture.recipe  # Overrides never change scaling or TTA.
+    holdout = int(run.recipe["calibration_holdout"])
+    evaluation = evaluate(model, recipe.scaling, recipe.test_time_augmentation, dataset, holdout, run.seed)
     serving = _without_optimizer(model, architecture)
     summary = reports.layer_summary(serving)
     return artifacts.save_version(
@@ -116,7 +119,7 @@ def _publish(
     )
 
 
-def _without_calibration_split(dataset: Cifar10, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def without_calibration_split(dataset: Cifar10, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The training images minus those the temperature will be fitted on (none when holdout is 0)."""
     keep = np.ones(len(dataset.x_train), dtype=bool)
     keep[calibration_split(len(dataset.x_train), holdout, seed)] = False
@@ -129,6 +132,8 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
         changes["epochs"] = options.epochs
     if options.batch_size is not None:
         changes["batch_size"] = options.batch_size
+    if options.calibration_holdout is not None:
+        changes["calibration_holdout"] = options.calibration_holdout
     return replace(recipe, **changes)
 
 

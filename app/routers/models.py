@@ -73,12 +73,14 @@ def read_metrics(name: str, registry: RegistryDep, version: VersionQuery = None)
     responses=ERRORS | {200: {"content": {"image/png": {}}, "description": "A PNG plot."}},
 )
 def read_plot(name: str, plot: str, registry: RegistryDep, version: VersionQuery = None) -> FileResponse:
-    """curves.png (loss and accuracy per epoch) or confusion.png (test-set confusion matrix)."""
+    """curves.png (loss and accuracy per epoch), confusion.png (test-set confusion matrix) or
+    calibration.png (reliability diagram; versions of format 2 on)."""
     if plot not in artifacts.PLOT_FILES:
         raise ModelNotFound(f"no plot {plot!r}; plots: {', '.join(artifacts.PLOT_FILES)}")
-    path = registry.get(name, version).artifact.folder / plot
+    artifact = registry.get(name, version).artifact
+    path = artifact.folder / plot
     if not path.is_file():
-        raise ModelNotFound(f"{plot} of model {name!r} is no longer in the store")
+        raise ModelNotFound(f"model {name!r} version {artifact.version} has no {plot}")
     return FileResponse(path, media_type="image/png")
 
 

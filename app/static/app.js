@@ -179,6 +179,8 @@ async function fillCard(card, model) {
     ["Versions", model.versions.map((v) => `v${v.version} ${v.state}`).join(", ")],
   ];
   if (metrics.reference) facts.push(["Tutorial's result", `${percent(metrics.reference.test_accuracy, 2)} after ${metrics.reference.epochs} epochs`]);
+  if (metrics.robustness) facts.push(["On re-encoded uploads", robustnessNote(metrics.robustness)]);
+  if (metrics.probability_scores) facts.push(["Calibration", calibrationNote(metrics)]);
   card.querySelector(".facts").append(...facts.flatMap(([k, v]) => [element("dt", { text: k }), element("dd", { text: String(v) })]));
   const table = card.querySelector(".layers");
   table.append(element("tr", {}, ...["Layer", "Type", "Output shape", "Params"].map((h) => element("th", { text: h }))));
@@ -195,6 +197,25 @@ async function fillCard(card, model) {
   }
   card.querySelector(".curves").src = `${base}/plots/curves.png?version=${model.served_version}`;
   card.querySelector(".confusion").src = `${base}/plots/confusion.png?version=${model.served_version}`;
+  const reliability = card.querySelector(".reliability");
+  if (metrics.probability_scores) reliability.src = `${base}/plots/calibration.png?version=${model.served_version}`;
+  else reliability.closest("details").remove();  // Versions of format 1 have no reliability diagram.
+}
+
+const CONDITION_NAMES = { jpeg_q95: "JPEG q95", jpeg_q75: "JPEG q75", jpeg_q50: "JPEG q50", downscale_16px: "16 px upscaled" };
+
+function robustnessNote(robustness) {
+  return Object.entries(CONDITION_NAMES).filter(([key]) => key in robustness)
+    .map(([key, label]) => `${label} ${percent(robustness[key], 1)}`).join(", ");
+}
+
+// ECE: how far, on average, the stated probability is from how often the model is right.
+function calibrationNote(metrics) {
+  const scores = metrics.probability_scores;
+  const calibration = metrics.calibration;
+  let text = `ECE ${scores.ece.toFixed(3)}, mean confidence ${percent(scores.mean_confidence, 1)}`;
+  if (calibration) text += ` (temperature ${calibration.temperature.toFixed(2)}; ECE ${calibration.before.ece.toFixed(3)} before)`;
+  return text;
 }
 
 // ---- comparison --------------------------------------------------------------------
@@ -237,6 +258,8 @@ function compareTable(rows) {
     ["Final validation loss", (r) => r.final_val_loss?.toFixed(3) ?? "–"],
     ["Final validation accuracy", (r) => (r.final_val_accuracy == null ? "–" : percent(r.final_val_accuracy, 2))],
     ["Test accuracy", (r) => percent(r.test_accuracy, 2)],
+    ["Accuracy on JPEG q75", (r) => (r.robustness?.jpeg_q75 == null ? "–" : percent(r.robustness.jpeg_q75, 2))],
+    ["Expected calibration error", (r) => r.ece?.toFixed(3) ?? "–"],
   ];
   const table = $("#compare-table");
   table.replaceChildren(element("tr", {}, element("th", { text: "" }), ...rows.map((r) => element("th", { text: r.name }))));

@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.utils.data import COMMITTED_MODELS, SAMPLES, real_archive_or_skip
-from tests.utils.reference import numpy_tta
+from tests.utils.reference import numpy_calibrated_tta
 from training.core import artifacts
+from training.core.forward import logits_model
 from training.core.preprocessing import scale_images
 
 
@@ -88,7 +89,8 @@ def test_http_predictions_equal_in_process_predictions_on_raw_arrays(committed_c
     samples = json.loads((SAMPLES / "samples.json").read_text())
     raw = np.stack([np.asarray(Image.open(SAMPLES / s["file"])) for s in samples])
     inputs = scale_images(raw, metadata.scaling)
-    expected = numpy_tta(model, inputs, metadata.test_time_augmentation)
+    tta, temperature, average = metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
+    expected = numpy_calibrated_tta(logits_model(model), inputs, tta, temperature, average)
     for sample, row in zip(samples, expected, strict=True):
         png = (SAMPLES / sample["file"]).read_bytes()
         body = committed_client.post("/predict", files={"file": ("x.png", png)}, params={"model": name}).json()

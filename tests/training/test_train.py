@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 from tests.utils.data import CLASS_NAMES
+from training.architectures import get_architecture
+from training.calibrate import calibrate_version
 from training.core import artifacts
 from training.core.forward import make_forward
+from training.core.preprocessing import TtaAverage
+from training.data import calibration_split, load_cifar10
+from training.pipeline import training_batches
+from training.train import TrainOptions, train, without_calibration_split
 
 
 def test_a_run_publishes_a_complete_loadable_version(tiny_store: Path) -> None:
@@ -37,8 +46,6 @@ def test_metrics_record_history_results_and_provenance(tiny_store: Path) -> None
 
 
 def test_stored_accuracy_is_the_serving_forward_pass_accuracy(tiny_store: Path, tiny_cifar_dir: Path) -> None:
-    from training.data import load_cifar10
-
     folder = artifacts.version_dir(tiny_store, "model_1", 1)
     metadata = artifacts.load_artifact(folder).metadata
     model = artifacts.load_keras_model(folder)
@@ -46,3 +53,58 @@ def test_stored_accuracy_is_the_serving_forward_pass_accuracy(tiny_store: Path, 
     probabilities = make_forward(model, metadata.scaling)(dataset.x_test).numpy()
     assert metadata.test_accuracy == float((probabilities.argmax(1) == dataset.y_test).mean())
     assert metadata.class_names[0] == "airplane" and metadata.input_dtype == "uint8"
+
+
+@pytest.fixture(scope="module")
+def calibrated_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model_1 trained on the tiny data with 30 of its 200 training images held out for calibration."""
+    store = tmp_path_factory.mktemp("calibrated")
+    options = TrainOptions("model_1", models_dir=store, data=tiny_cifar_dir, epochs=2, verbose=0, seed=3)
+    train(replace(options, calibration_holdout=30))
+    return store
+
+
+def test_a_calibrated_run_records_its_temperature_split_and_reports(calibrated_store: Path) -> None:
+    artifact = artifacts.load_artifact(calibrated_store / "model_1" / "1")
+    report = artifact.metrics.calibration
+    assert report is not None and artifact.metadata.format_version == artifacts.FORMAT_VERSION
+    assert artifact.metadata.temperature == report.temperature > 0
+    assert artifact.metadata.tta_average == report.tta_average
+    assert set(report.alternatives) == {average.value for average in TtaAverage}
+    assert artifact.metrics.robustness is not None
+    assert set(artifact.metrics.robustness) == {"lossless", "jpeg_q95", "jpeg_q75", "jpeg_q50", "downscale_16px"}
+    assert artifact.metrics.robustness["lossless"] == artifact.metrics.test_accuracy
+    assert artifact.metrics.hyperparameters["train_images"] == 170
+    assert (artifact.folder / artifacts.CALIBRATION_FILE).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_temperature_was_fitted_on_images_training_never_saw(calibrated_store: Path, tiny_cifar_dir: Path) -> None:
+    """Re-derive the split from what the version recorded, then replay the run's training batches."""
+    metrics = artifacts.load_artifact(calibrated_store / "model_1" / "1").metrics
+    assert metrics.calibration is not None
+    split = metrics.calibration.split
+    held_out = calibration_split(split.train_images, split.size, split.seed)
+    assert hashlib.sha256(held_out.astype(np.int64).tobytes()).hexdigest() == split.indices_sha256
+    dataset = load_cifar10(tiny_cifar_dir)
+    recipe = replace(get_architecture("model_1").recipe, calibration_holdout=split.size)
+    x_train, y_train = without_calibration_split(dataset, split.size, split.seed)
+    seen = {
+        image.tobytes()
+        for x, _ in training_batches(x_train, y_train, recipe, seed=split.seed).batches
+        for image in np.rint(x.numpy() * 255).astype(np.uint8)
+    }
+    assert len(seen) == len(set(map(bytes, (image.tobytes() for image in x_train))))
+    assert not seen & {dataset.x_train[index].tobytes() for index in held_out}
+
+
+def test_calibrating_a_version_publishes_a_calibrated_copy(calibrated_store: Path, tiny_cifar_dir: Path) -> None:
+    published = calibrate_version(calibrated_store / "model_1" / "1", calibrated_store, tiny_cifar_dir)
+    source = artifacts.load_artifact(calibrated_store / "model_1" / "1")
+    copy = artifacts.load_artifact(published)
+    assert copy.version == 2 and copy.metadata.temperature == pytest.approx(source.metadata.temperature)
+    assert copy.metrics.history == source.metrics.history and copy.summary == source.summary
+
+
+def test_a_version_trained_on_every_image_cannot_be_calibrated(tiny_store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="every training image"):
+        calibrate_version(tiny_store / "model_1" / "1", tmp_path)

@@ -22,3 +22,26 @@ def numpy_tta(model: Any, inputs: np.ndarray, tta: str) -> np.ndarray:
     padded = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     shifted = (mirrored(padded[:, :32, :32]) + mirrored(padded[:, 2:, 2:])) / 2
     return (mirrored(inputs) + shifted) / 2
+
+
+def numpy_calibrated_tta(
+    logits_model: Any, inputs: np.ndarray, tta: str, temperature: float, average: str
+) -> np.ndarray:
+    """Temperature, then TTA, in NumPy: each view's logits / T, combined as `average` says."""
+
+    def softmax(logits: np.ndarray) -> np.ndarray:
+        exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return np.asarray(exponentials / exponentials.sum(axis=-1, keepdims=True))
+
+    views: list[tuple[float, np.ndarray]] = [(1.0, inputs)]
+    if tta in ("hflip", "hflip_translate"):
+        views = [(0.5, inputs), (0.5, inputs[:, :, ::-1])]
+    if tta == "hflip_translate":
+        padded = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        shifted = [padded[:, :32, :32], padded[:, 2:, 2:]]
+        views = [(0.25, inputs), (0.25, inputs[:, :, ::-1])]
+        views += [(0.125, image) for view in shifted for image in (view, view[:, :, ::-1])]
+    logits = [(weight, np.asarray(logits_model.predict(view, verbose=0), np.float64)) for weight, view in views]
+    if average == "logits":
+        return softmax(sum(weight * values for weight, values in logits) / temperature)
+    return np.asarray(sum(weight * softmax(values / temperature) for weight, values in logits))

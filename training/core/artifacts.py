@@ -12,6 +12,7 @@ Each version holds:
     metrics.json    `Metrics`: per-epoch history, test results, timings, hyperparameters
     curves.png      loss and accuracy per epoch (training vs validation)
     confusion.png   the test-set confusion matrix
+    calibration.png the reliability diagram before and after calibration (format 2 on)
 
 The three JSON files are typed pydantic models: writers build them, readers get
 fields, and `load_artifact` refuses a version whose files are missing or invalid.
@@ -31,18 +32,21 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from training.core.classes import NUM_CLASSES
-from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation
+from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation, TtaAverage
 
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)  # Older formats would be migrated in `_migrate` before validation.
+# 2: calibrated versions (temperature, TTA average, calibration and robustness reports, calibration.png).
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)  # Older formats are migrated in `_migrate` before validation.
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion.png"
-PLOT_FILES = (CURVES_FILE, CONFUSION_FILE)
+CALIBRATION_FILE = "calibration.png"
+PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, CALIBRATION_FILE)
 ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE, SUMMARY_FILE, METRICS_FILE, *PLOT_FILES)
+FORMAT_1_FILES = tuple(name for name in ARTIFACT_FILES if name != CALIBRATION_FILE)
 STAGING_PREFIX = ".tmp-"
 CHECKPOINTS_DIR = ".checkpoints"
 
@@ -79,6 +83,8 @@ class Metadata(_Record):
     input_dtype: str = "uint8"
     scaling: Scaling
     test_time_augmentation: TestTimeAugmentation = TestTimeAugmentation.NONE
+    tta_average: TtaAverage = TtaAverage.PROBABILITIES
+    temperature: float = Field(1.0, gt=0, description="Logits are divided by this before the softmax.")
     class_names: list[str]
     params: int
     test_accuracy: float
@@ -135,6 +141,37 @@ class DatasetFingerprint(_Record):
     labels_sha256: str
 
 
+class ProbabilityScores(_Record):
+    """How honest the probabilities are, on the 10,000 test images."""
+
+    ece: float = Field(description="Expected calibration error, 15 equal-width confidence bins.")
+    nll: float = Field(description="Mean negative log-likelihood of the true class.")
+    brier: float = Field(description="Mean squared error of the probability vector against the one-hot label.")
+    mean_confidence: float
+    accuracy: float
+
+
+class CalibrationSplit(_Record):
+    """The training images the temperature was fitted on: re-derive them with training.data.calibration_split."""
+
+    source: str = "train"
+    size: int
+    seed: int
+    train_images: int = Field(description="Size of the training set the split was drawn from.")
+    indices_sha256: str
+
+
+class CalibrationReport(_Record):
+    temperature: float
+    tta_average: TtaAverage
+    split: CalibrationSplit
+    before: ProbabilityScores = Field(description="The uncalibrated forward pass (T = 1, probabilities averaged).")
+    after: ProbabilityScores = Field(description="The served, calibrated forward pass.")
+    alternatives: dict[str, ProbabilityScores] = Field(
+        default_factory=dict, description="Each TTA average with its own fitted temperature, for comparison."
+    )
+
+
 class Metrics(_Record):
     """metrics.json: how the version was trained and how it scores on the test set."""
 
@@ -158,6 +195,11 @@ class Metrics(_Record):
     dataset: DatasetFingerprint
     environment: dict[str, str] = Field(description="Library versions, machine and git commit of the run.")
     reference: Reference | None = None
+    robustness: dict[str, float] | None = Field(
+        None, description="Served accuracy on re-encoded test images: lossless, jpeg_q95, jpeg_q75, jpeg_q50, ..."
+    )
+    calibration: CalibrationReport | None = None
+    probability_scores: ProbabilityScores | None = Field(None, description="Of the served probabilities, test set.")
 
 
 RecordT = TypeVar("RecordT", bound=_Record)
@@ -217,12 +259,14 @@ def version_dir(models_dir: Path, name: str, version: int | None = None) -> Path
 
 def load_artifact(folder: Path) -> Artifact:
     """Read and validate a version's files; raises InvalidArtifact naming what is wrong."""
-    missing = [name for name in ARTIFACT_FILES if not (folder / name).is_file()]
+    metadata = _read(folder, METADATA_FILE, Metadata)
+    required = FORMAT_1_FILES if metadata.format_version == 1 else ARTIFACT_FILES
+    missing = [name for name in required if not (folder / name).is_file()]
     if missing:
         raise InvalidArtifact(f"missing {', '.join(missing)}")
     return Artifact(
         folder=folder,
-        metadata=_read(folder, METADATA_FILE, Metadata),
+        metadata=metadata,
         summary=_read(folder, SUMMARY_FILE, Summary),
         metrics=_read(folder, METRICS_FILE, Metrics),
     )
@@ -251,7 +295,12 @@ def _read(folder: Path, filename: str, schema: type[RecordT]) -> RecordT:
 
 
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older metadata.json up to FORMAT_VERSION; refuse formats this code does not know."""
+    """Check the format; refuse formats this code does not know.
+
+    Format 1 needs no rewriting: its versions are uncalibrated, which the defaults of the
+    fields format 2 added (temperature 1, probabilities averaged) say exactly. The number
+    is kept, so readers know such a version has no calibration.png.
+    """
     found = raw.get("format_version")
     if found not in SUPPORTED_FORMAT_VERSIONS:
         raise InvalidArtifact(f"unsupported artifact format {found!r} (this code reads {SUPPORTED_FORMAT_VERSIONS})")

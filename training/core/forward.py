@@ -1,8 +1,10 @@
-"""The compiled forward pass: uint8 images in, class probabilities out.
+"""The compiled forward pass: uint8 images in, calibrated class probabilities out.
 
 Training evaluates the test set through `make_forward`, and the service answers
 requests through it too, so the accuracy stored in metrics.json is the accuracy of
-exactly the procedure the service runs (scaling and test-time augmentation included).
+exactly the procedure the service runs: scaling, test-time augmentation, and the
+version's temperature (a calibrated version divides the logits by it before the
+softmax; TTA views are averaged as logits or as probabilities, as its metadata says).
 """
 
 from __future__ import annotations
@@ -10,40 +12,64 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from training.core.classes import NUM_CLASSES
-from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation, scale_tensor
+from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation, TtaAverage, scale_tensor
 
 Forward = Callable[[tf.Tensor], tf.Tensor]
 
 
-def make_forward(model: Any, scaling: Scaling | str, tta: TestTimeAugmentation | str = "none") -> Forward:
+def make_forward(
+    model: Any,
+    scaling: Scaling | str,
+    tta: TestTimeAugmentation | str = TestTimeAugmentation.NONE,
+    temperature: float = 1.0,
+    average: TtaAverage | str = TtaAverage.PROBABILITIES,
+) -> Forward:
     """A `tf.function` with a fixed signature, traced once: no per-call Python overhead.
 
     `model.predict()` builds a dataset and a progress loop on every call, which costs
     tens of milliseconds; calling the traced graph directly costs well under one.
     """
-    mode = TestTimeAugmentation(tta)
+    mode, average = TestTimeAugmentation(tta), TtaAverage(average)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    # Uncalibrated probability averaging is what format-1 versions recorded: keep their exact graph.
+    plain = temperature == 1.0 and average is TtaAverage.PROBABILITIES
+    network = model if plain else logits_model(model)
 
     def forward(images: tf.Tensor) -> tf.Tensor:
-        inputs = scale_tensor(images, scaling)
-        if mode is TestTimeAugmentation.NONE:
-            return model(inputs, training=False)
-        views, weights = _tta_views(inputs, mode)
+        views, weights = tta_views(scale_tensor(images, scaling), mode)
         # One call on all views stacked along the batch: larger matrix products, one dispatch.
-        outputs = model(tf.concat(views, axis=0), training=False)
-        outputs = tf.reshape(outputs, (len(views), tf.shape(inputs)[0], -1))
-        return tf.tensordot(tf.constant(weights, tf.float32), outputs, axes=1)
+        outputs = network(tf.concat(views, axis=0), training=False)
+        outputs = tf.reshape(outputs, (len(views), tf.shape(images)[0], -1))
+        weights_tensor = tf.constant(weights, tf.float32)
+        if plain:
+            return tf.tensordot(weights_tensor, outputs, axes=1)
+        if average is TtaAverage.LOGITS:
+            return tf.nn.softmax(tf.tensordot(weights_tensor, outputs, axes=1) / temperature)
+        return tf.tensordot(weights_tensor, tf.nn.softmax(outputs / temperature), axes=1)
 
     signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)]
     compiled: Forward = tf.function(forward, input_signature=signature, reduce_retracing=True)
     return compiled
 
 
-def _tta_views(inputs: tf.Tensor, mode: TestTimeAugmentation) -> tuple[list[tf.Tensor], list[float]]:
+def logits_model(model: Any) -> Any:
+    """The same network without its final softmax: every architecture here ends in one."""
+    last = model.layers[-1]
+    if not (isinstance(last, keras.layers.Activation) and last.get_config()["activation"] == "softmax"):
+        raise ValueError(f"{model.name} does not end in a softmax activation; its logits are not available")
+    return keras.Model(model.inputs, model.layers[-2].output, name=f"{model.name}_logits")
+
+
+def tta_views(inputs: tf.Tensor, mode: TestTimeAugmentation) -> tuple[list[tf.Tensor], list[float]]:
     """The augmented copies of a batch and the weight of each in the average."""
+    if mode is TestTimeAugmentation.NONE:
+        return [inputs], [1.0]
     positions = [inputs]
     weights = [0.5]
     if mode is TestTimeAugmentation.HFLIP_TRANSLATE:
@@ -53,6 +79,27 @@ def _tta_views(inputs: tf.Tensor, mode: TestTimeAugmentation) -> tuple[list[tf.T
         weights = [0.25, 0.125, 0.125]
     views = [view for image in positions for view in (image, tf.reverse(image, axis=[2]))]
     return views, [weight for weight in weights for _ in range(2)]
+
+
+def view_logits(
+    model: Any, scaling: Scaling | str, tta: TestTimeAugmentation | str, images: np.ndarray, batch_size: int = 500
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every TTA view's logits, (views, N, classes), and the views' weights: what calibration fits on."""
+    network = logits_model(model)
+    mode = TestTimeAugmentation(tta)
+
+    def views_of(batch: tf.Tensor) -> tf.Tensor:
+        views, _ = tta_views(scale_tensor(batch, scaling), mode)
+        logits = network(tf.concat(views, axis=0), training=False)
+        return tf.reshape(logits, (len(views), tf.shape(batch)[0], -1))
+
+    signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)]
+    compiled: Forward = tf.function(views_of, input_signature=signature, reduce_retracing=True)
+    _, weights = tta_views(tf.zeros((1, *INPUT_SHAPE)), mode)
+    chunks = [
+        compiled(tf.constant(images[start : start + batch_size])).numpy() for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(chunks, axis=1), np.asarray(weights, np.float32)
 
 
 def predict_in_batches(forward: Forward, images: np.ndarray, batch_size: int = 500) -> np.ndarray:

@@ -41,6 +41,13 @@ class TestTimeAugmentation(StrEnum):
     HFLIP_TRANSLATE = "hflip_translate"
 
 
+class TtaAverage(StrEnum):
+    """What the served graph averages over the TTA views (recorded in metadata.json)."""
+
+    PROBABILITIES = "probabilities"  # Each view's softmax, then the weighted mean (format-1 versions).
+    LOGITS = "logits"  # The weighted mean of the views' logits, then one softmax (airbench's way).
+
+
 def scale_images(images: np.ndarray, scaling: Scaling | str) -> np.ndarray:
     """uint8 (N, 32, 32, 3) to the float32 the network expects (NumPy)."""
     return images.astype(np.float32) / np.float32(Scaling(scaling).divisor)

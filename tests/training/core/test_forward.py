@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from tests.utils.reference import numpy_tta
-from training.core.forward import make_forward, predict_in_batches
-from training.core.preprocessing import Scaling, TestTimeAugmentation, scale_images
+from tests.utils.reference import numpy_calibrated_tta, numpy_tta
+from training.core.forward import logits_model, make_forward, predict_in_batches, view_logits
+from training.core.preprocessing import Scaling, TestTimeAugmentation, TtaAverage, scale_images
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,8 @@ def model() -> keras.Model:
             keras.Input((32, 32, 3)),
             keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
             keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax"),
+            keras.layers.Dense(10),
+            keras.layers.Activation("softmax"),  # As every architecture here ends: its logits are reachable.
         ]
     )
 
@@ -52,3 +53,35 @@ def test_batches_give_the_same_answer_as_one_call(model: keras.Model, images: np
 def test_unknown_mode_is_refused(model: keras.Model) -> None:
     with pytest.raises(ValueError, match="rotate"):
         make_forward(model, Scaling.UNIT, "rotate")
+
+
+@pytest.mark.parametrize("tta", list(TestTimeAugmentation))
+@pytest.mark.parametrize("average", list(TtaAverage))
+def test_calibrated_forward_is_temperature_then_tta(
+    model: keras.Model, images: np.ndarray, tta: TestTimeAugmentation, average: TtaAverage
+) -> None:
+    expected = numpy_calibrated_tta(logits_model(model), scale_images(images, Scaling.UNIT), tta, 2.5, average)
+    served = make_forward(model, Scaling.UNIT, tta, temperature=2.5, average=average)(images).numpy()
+    assert served == pytest.approx(expected, abs=2e-6)
+
+
+def test_temperature_softens_without_changing_the_ranking(model: keras.Model, images: np.ndarray) -> None:
+    sharp = make_forward(model, Scaling.UNIT, "none")(images).numpy()
+    soft = make_forward(model, Scaling.UNIT, "none", temperature=3.0, average="logits")(images).numpy()
+    assert (soft.argmax(axis=1) == sharp.argmax(axis=1)).all()
+    assert (soft.max(axis=1) < sharp.max(axis=1)).all()
+
+
+def test_view_logits_are_what_the_forward_pass_combines(model: keras.Model, images: np.ndarray) -> None:
+    logits, weights = view_logits(model, Scaling.UNIT, "hflip_translate", images, batch_size=4)
+    assert logits.shape == (6, len(images), 10) and weights.sum() == pytest.approx(1.0)
+    exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probabilities = np.tensordot(weights, exponentials / exponentials.sum(axis=-1, keepdims=True), axes=1)
+    served = make_forward(model, Scaling.UNIT, "hflip_translate")(images).numpy()
+    assert served == pytest.approx(probabilities, abs=1e-6)
+
+
+def test_a_model_without_a_final_softmax_has_no_logits() -> None:
+    bare = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match="softmax"):
+        make_forward(bare, Scaling.UNIT, temperature=2.0)

@@ -1,0 +1,56 @@
+"""Post-hoc calibration: an already trained version, re-evaluated with a fitted temperature,
+published as a new version (same weights, new metadata, metrics and plots).
+
+Only for versions whose run held images out (`calibration_holdout` in its recorded
+hyperparameters): the temperature must be fitted on images the network never saw,
+and the split is re-derived from the recorded seed and size.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from training import reports
+from training.core import artifacts
+from training.data import DatasetError, array_sha256, load_cifar10
+from training.evaluation import evaluate
+
+
+def calibrate_version(source: Path, models_dir: Path, data: Path | None = None) -> Path:
+    """Publish a calibrated copy of the version in `source` into `models_dir`; return its folder."""
+    artifact = artifacts.load_artifact(source)
+    metadata, metrics = artifact.metadata, artifact.metrics
+    holdout = int(metrics.hyperparameters.get("calibration_holdout", 0))
+    if holdout <= 0:
+        raise ValueError(
+            f"{source} was trained on every training image, so nothing is left to fit a temperature on; "
+            "retrain it with --calibration-holdout N"
+        )
+    dataset = load_cifar10(data)
+    if array_sha256(dataset.x_train) != metrics.dataset.x_train_sha256:
+        raise DatasetError(f"the dataset differs from the one {source} was trained on (x_train checksum)")
+    seed = int(metrics.hyperparameters["seed"])
+    model = artifacts.load_keras_model(source)
+    evaluation = evaluate(model, metadata.scaling, metadata.test_time_augmentation, dataset, holdout, seed)
+
+    single_view = evaluation.single_view
+    new_metrics = metrics.model_copy(
+        update={
+            **reports.results_fields(evaluation),
+            "test_accuracy_without_tta": single_view.test_accuracy if single_view else None,
+            "test_loss_without_tta": single_view.test_loss if single_view else None,
+            "evaluate_seconds": evaluation.seconds,
+        }
+    )
+    new_metadata = metadata.model_copy(
+        update={
+            "format_version": artifacts.FORMAT_VERSION,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "test_accuracy": evaluation.served.test_accuracy,
+            "temperature": evaluation.temperature,
+            "tta_average": evaluation.average,
+        }
+    )
+    plots = reports.plots(metrics.history, evaluation, metadata.class_names, metadata.name)
+    return artifacts.save_version(models_dir, model, new_metadata, artifact.summary, new_metrics, plots)
