@@ -12,6 +12,7 @@ ENTRY_POINTS = {
     "bench.serve_throughput": "main",
     "bench.train_throughput": "main",
     "bench.whitened_convnet_run": "main",
+    "bench.robustness_report": "main",
 }
 
 
