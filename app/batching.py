@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 import numpy as np
 
 from app import metrics
+from app.errors import ModelNotReady
 
 
 class MicroBatcher:
@@ -52,10 +53,11 @@ class MicroBatcher:
             metrics.BATCH_SIZE.observe(len(batch))
             try:
                 probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, images)
+            except asyncio.CancelledError:  # Closed mid-batch: these requests must still get an answer.
+                _fail(batch, ModelNotReady("the model version was unloaded while this request waited; retry"))
+                raise
             except Exception as error:  # Hand the failure to every waiting request; keep serving.
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+                _fail(batch, error)
                 continue
             for row, (_, future) in zip(probabilities, batch, strict=True):
                 if not future.done():  # The client may have gone away.
@@ -80,8 +82,19 @@ class MicroBatcher:
                 return
 
     async def close(self) -> None:
+        """Stop; every request still queued or in the running batch gets an error, none waits forever."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        queued = []
+        while not self._queue.empty():
+            queued.append(self._queue.get_nowait())
+        _fail(queued, ModelNotReady("the model version was unloaded while this request waited; retry"))
+
+
+def _fail(batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]], error: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)

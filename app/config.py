@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         2.0, ge=0, description="Micro-batching: how long a batch waits to fill up, while requests arrive concurrently."
     )
+    promotion_margin_points: float = Field(
+        1.0,
+        ge=0,
+        description="A new version more than this many accuracy points below the served one is held back.",
+    )
     poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
     workers: int = Field(1, gt=0, description="uvicorn worker processes sharing the CPU (sets TF's thread counts).")
     tf_intra_op_threads: int | None = Field(None, description="TensorFlow threads per op; default: CPUs / workers.")

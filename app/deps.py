@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from app.config import Settings
 from app.registry import ModelRegistry
@@ -23,4 +23,11 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+VersionQuery = Annotated[
+    int | None, Query(ge=1, description="Model version; default: the model's default (policy pin or promotion gate).")
+]
+LabelQuery = Annotated[
+    str | None,
+    Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="A version label from serving.json, e.g. stable."),
+]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

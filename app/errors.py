@@ -21,11 +21,16 @@ class ModelNotReady(RuntimeError):
     """The model exists but no usable version is loaded (still loading, or failed)."""
 
 
+class InvalidRequest(ValueError):
+    """Parameters that are each valid but contradict each other."""
+
+
 # Most specific first: the first class an error is an instance of decides.
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (ModelNotFound, 404),
     (ArtifactNotFound, 404),
     (ModelNotReady, 503),
+    (InvalidRequest, 400),
     (UnsupportedImage, 415),
     (ImageTooLarge, 413),
     (ImageError, 400),

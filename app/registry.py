@@ -8,6 +8,11 @@ replacing one dict entry: a request sees the old set or the new set, never a
 half-loaded model. A version that fails to load is remembered with its error and
 never displaces a working one. The loader is injected, so all of this is tested
 with a fake one in milliseconds (tests/app/test_registry.py).
+
+Which versions are loaded and which one answers by default follows each model's
+serving policy (`models/<name>/serving.json`, re-read at every scan) and the promotion
+gate: a new version more than PROMOTION_MARGIN_POINTS below the one it would replace
+is loaded but held back, reachable only by explicit version or label.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ import asyncio
 import gc
 import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from app.batching import MicroBatcher
 from app.config import Settings
-from app.errors import ModelNotFound, ModelNotReady
+from app.errors import InvalidRequest, ModelNotFound, ModelNotReady
 from app.inference import Loader, load_servable
 from training.core import artifacts
 
@@ -32,6 +37,45 @@ class LoadState(StrEnum):
     LOADING = "loading"
     AVAILABLE = "available"
     FAILED = "failed"
+    UNLOADED = "unloaded"  # In the store, but the serving policy does not load it.
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a model's policy and the gate decided at the last scan."""
+
+    policy: artifacts.ServingPolicy = field(default_factory=artifacts.ServingPolicy)
+    policy_error: str | None = None  # An invalid serving.json: reported, and the default policy used.
+    default_version: int | None = None
+    held_back: dict[int, str] = field(default_factory=dict)  # Version -> why the gate did not promote it.
+    note: str | None = None  # For example a pinned version that is not available.
+
+
+def choose_default(
+    accuracies: dict[int, float], pinned: int | None, margin: float
+) -> tuple[int | None, dict[int, str], str | None]:
+    """(default version, held-back versions with reasons, a note) for the available versions.
+
+    A pin wins. Otherwise versions are promoted oldest to newest, each replacing the
+    current default unless its accuracy is more than `margin` below it. Stateless: a
+    restart reaches the same answer.
+    """
+    if not accuracies:
+        return None, {}, None
+    if pinned is not None and pinned in accuracies:
+        return pinned, {}, None
+    note = f"pinned version {pinned} is not available; the gate chose instead" if pinned is not None else None
+    versions = sorted(accuracies)
+    default, held_back = versions[0], {}
+    for version in versions[1:]:
+        if accuracies[version] < accuracies[default] - margin:
+            held_back[version] = (
+                f"held back by the promotion gate: test accuracy {accuracies[version]:.2%} is more than "
+                f"{margin * 100:g} points below version {default}'s {accuracies[default]:.2%}"
+            )
+        else:
+            default = version
+    return default, held_back, note
 
 
 @dataclass(frozen=True)
@@ -70,6 +114,7 @@ class ModelRegistry:
         self._loader = loader
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
         self._states: dict[str, dict[int, VersionState]] = {}
+        self._serving: dict[str, Serving] = {}
         # One thread runs every forward pass and load: TensorFlow parallelises inside each op.
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.ready = asyncio.Event()
@@ -81,6 +126,9 @@ class ModelRegistry:
     def states(self, name: str) -> dict[int, VersionState]:
         return dict(self._states.get(name, {}))
 
+    def serving(self, name: str) -> Serving:
+        return self._serving.get(name, Serving())
+
     def available_versions(self, name: str) -> list[int]:
         return sorted(version for (model, version) in self._loaded if model == name)
 
@@ -88,21 +136,30 @@ class ModelRegistry:
         configured = self.settings.default_model
         if configured and self.available_versions(configured):
             return configured
-        scored = [(self._newest(name).metadata.test_accuracy, name) for name in self._served_names()]
+        scored = [(self.get(name).metadata.test_accuracy, name) for name in self._served_names()]
         return max(scored)[1] if scored else None
 
-    def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
-        """The loaded model to answer with; raises ModelNotFound or ModelNotReady."""
+    def get(self, name: str | None = None, version: int | None = None, label: str | None = None) -> LoadedModel:
+        """The loaded model to answer with; raises ModelNotFound or ModelNotReady.
+
+        By default the model's default version (policy pin or promotion gate); `version`
+        or `label` address one explicitly (not both).
+        """
         if name is None:
             name = self.default_model()
             if name is None:
                 raise ModelNotReady("no model is loaded yet")
         if name not in self._states:
             raise ModelNotFound(f"model {name!r} not found")
+        if label is not None:
+            if version is not None:
+                raise InvalidRequest("give either a version or a label, not both")
+            version = self._label_version(name, label)
         if version is None:
-            if not self.available_versions(name):
+            default = self.serving(name).default_version
+            if default is None:
                 raise ModelNotReady(f"model {name!r} has no loaded version yet")
-            return self._newest(name)
+            return self._loaded[(name, default)]
         loaded = self._loaded.get((name, version))
         if loaded is None:
             state = self._states[name].get(version)
@@ -111,28 +168,56 @@ class ModelRegistry:
             raise ModelNotReady(f"model {name!r} version {version} is {state.state}: {state.error or 'not ready'}")
         return loaded
 
-    def _served_names(self) -> list[str]:
-        return sorted({name for name, _ in self._loaded})
+    def _label_version(self, name: str, label: str) -> int:
+        labels = self.serving(name).policy.labels
+        if label not in labels:
+            known = ", ".join(sorted(labels)) or "none"
+            raise ModelNotFound(f"model {name!r} has no label {label!r} (labels: {known})")
+        return labels[label]
 
-    def _newest(self, name: str) -> LoadedModel:
-        return self._loaded[(name, self.available_versions(name)[-1])]
+    def _served_names(self) -> list[str]:
+        return sorted(name for name, serving in self._serving.items() if serving.default_version is not None)
 
     # ---- keeping in step with the store ------------------------------------------------
     async def refresh(self) -> None:
-        """Load versions that appeared, forget versions that were deleted."""
+        """Load versions the policy wants that appeared, unload the rest, then choose each default."""
         models_dir = self.settings.models_dir
         on_disk = {name: artifacts.list_versions(models_dir, name) for name in artifacts.list_models(models_dir)}
-        for name, versions in on_disk.items():
-            states = self._states.setdefault(name, {})
-            for version in versions:
-                if version not in states:
-                    await self._load(name, version, states)
         for name in list(self._states):
             for version in list(self._states[name]):
                 if version not in on_disk.get(name, []):
                     await self._unload(name, version)
+                    self._states[name].pop(version, None)
             if not self._states[name]:
                 del self._states[name]
+                self._serving.pop(name, None)
+        for name, versions in on_disk.items():
+            policy, policy_error = self._read_policy(name)
+            wanted = policy.wanted(versions)
+            states = self._states.setdefault(name, {})
+            for version in versions:
+                if version in wanted and (version not in states or states[version].state is LoadState.UNLOADED):
+                    await self._load(name, version, states)
+                elif version not in wanted:
+                    await self._unload(name, version)
+                    states[version] = VersionState(
+                        version, LoadState.UNLOADED, error=f"not in the serving policy ({policy.load})"
+                    )
+            self._serving[name] = self._decide(name, policy, policy_error)
+
+    def _read_policy(self, name: str) -> tuple[artifacts.ServingPolicy, str | None]:
+        try:
+            return artifacts.load_policy(self.settings.models_dir, name) or artifacts.ServingPolicy(), None
+        except artifacts.InvalidArtifact as error:  # Reported in GET /models; the default policy serves.
+            return artifacts.ServingPolicy(), f"{error}; using the default policy (every version, gate on)"
+
+    def _decide(self, name: str, policy: artifacts.ServingPolicy, policy_error: str | None) -> Serving:
+        accuracies = {
+            version: self._loaded[(name, version)].metadata.test_accuracy for version in self.available_versions(name)
+        }
+        margin = self.settings.promotion_margin_points / 100
+        default, held_back, note = choose_default(accuracies, policy.default_version, margin)
+        return Serving(policy, policy_error, default, held_back, note)
 
     async def _load(self, name: str, version: int, states: dict[int, VersionState]) -> None:
         states[version] = VersionState(version, LoadState.LOADING)
@@ -156,11 +241,13 @@ class ModelRegistry:
 
     async def _unload(self, name: str, version: int) -> None:
         loaded = self._loaded.pop((name, version), None)
-        self._states[name].pop(version, None)
         if loaded is not None:
+            # Decide again before the first await, so no request is routed to the version just dropped.
+            serving = self.serving(name)
+            self._serving[name] = self._decide(name, serving.policy, serving.policy_error)
             await loaded.batcher.close()
             gc.unfreeze()  # Let the collector reclaim the dropped model; the next load freezes again.
-            logger.info("model %s version %s unloaded (deleted from the store)", name, version)
+            logger.info("model %s version %s unloaded", name, version)
 
     async def poll(self) -> None:
         """Rescan forever; started by the app's lifespan when polling is on."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from training.core.artifacts import Metrics, Summary
+from training.core.artifacts import Metrics, ServingPolicy, Summary
 
 
 class ErrorResponse(BaseModel):
@@ -42,8 +42,10 @@ class BatchPrediction(BaseModel):
 
 class VersionStatus(BaseModel):
     version: int
-    state: str = Field(description="loading, available or failed")
+    state: str = Field(description="loading, available, failed, or unloaded (not in the serving policy)")
     error: str | None = None
+    held_back: str | None = Field(None, description="Why the promotion gate did not make this version the default.")
+    labels: list[str] = Field(default_factory=list, description="Labels of serving.json naming this version.")
     params: int | None = None
     test_accuracy: float | None = None
     created_at: str | None = None
@@ -53,7 +55,12 @@ class ModelInfo(BaseModel):
     name: str
     description: str | None
     is_default: bool
-    served_version: int | None = Field(description="Newest available version, served when a request names none.")
+    served_version: int | None = Field(
+        description="The default version: the policy's pin, else the newest version the promotion gate let through."
+    )
+    labels: dict[str, int] = Field(default_factory=dict, description="Label -> version, from serving.json.")
+    policy: ServingPolicy = Field(description="The serving policy in force (serving.json, or the default).")
+    policy_error: str | None = Field(None, description="Why serving.json was ignored, or a pin could not be honoured.")
     params: int | None
     test_accuracy: float | None
     versions: list[VersionStatus]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from training import policy_cli
 from training.architectures import ARCHITECTURES
 from training.data import DATA_ENV_VAR, DatasetError
 from training.train import TrainOptions, train
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("source", type=Path, help="the version folder to calibrate, e.g. models/model_1/3")
     calibrate.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
     calibrate.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
+    policy_cli.add_parser(commands)
     commands.add_parser("list", help="list the architectures and their recipes")
     samples = commands.add_parser("export-samples", help="write CIFAR-10 test images as PNGs for the web page")
     samples.add_argument("--out", type=Path, default=Path("app/static/samples"))
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export_samples(args.out, args.per_class, args.data)
     if args.command == "calibrate":
         return _calibrate(args.source, args.models_dir, args.data)
+    if args.command == "serve-policy":
+        return _serve_policy(args)
     for flag in ("epochs", "batch_size", "limit"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -79,6 +83,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: no version was published; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"published {published}")
+    return 0
+
+
+def _serve_policy(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from training.core.artifacts import InvalidArtifact
+
+    try:
+        print(policy_cli.run(args))
+    except (InvalidArtifact, ValidationError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

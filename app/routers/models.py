@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
 from app.comparison import compare_models
-from app.deps import RegistryDep
+from app.deps import LabelQuery, RegistryDep, VersionQuery
 from app.errors import ModelNotFound
 from app.registry import ModelRegistry
 from app.schemas import ErrorResponse, LayerSummary, ModelInfo, ModelList, VersionMetrics, VersionStatus
@@ -23,7 +23,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown model, version or plot."},
     503: {"model": ErrorResponse, "description": "The version is still loading or failed to load."},
 }
-VersionQuery = Annotated[int | None, Query(ge=1, description="Model version; default: the served one.")]
 
 
 @router.get("", response_model=ModelList)
@@ -48,22 +47,28 @@ def compare(
 
 
 @router.get("/{name}", response_model=artifacts.Metadata, responses=ERRORS)
-def read_model(name: str, registry: RegistryDep, version: VersionQuery = None) -> artifacts.Metadata:
+def read_model(
+    name: str, registry: RegistryDep, version: VersionQuery = None, label: LabelQuery = None
+) -> artifacts.Metadata:
     """metadata.json of a version: input shape, scaling, classes, accuracy, creation time."""
-    return registry.get(name, version).metadata
+    return registry.get(name, version, label).metadata
 
 
 @router.get("/{name}/summary", response_model=LayerSummary, responses=ERRORS)
-def read_summary(name: str, registry: RegistryDep, version: VersionQuery = None) -> LayerSummary:
+def read_summary(
+    name: str, registry: RegistryDep, version: VersionQuery = None, label: LabelQuery = None
+) -> LayerSummary:
     """The layer table as `model.summary()` shows it, with parameter totals."""
-    artifact = registry.get(name, version).artifact
+    artifact = registry.get(name, version, label).artifact
     return LayerSummary(version=artifact.version, **artifact.summary.model_dump())
 
 
 @router.get("/{name}/metrics", response_model=VersionMetrics, responses=ERRORS)
-def read_metrics(name: str, registry: RegistryDep, version: VersionQuery = None) -> VersionMetrics:
+def read_metrics(
+    name: str, registry: RegistryDep, version: VersionQuery = None, label: LabelQuery = None
+) -> VersionMetrics:
     """Stored training metrics: history per epoch, test results, confusion matrix, timings, hyperparameters."""
-    artifact = registry.get(name, version).artifact
+    artifact = registry.get(name, version, label).artifact
     return VersionMetrics(model=artifact.name, version=artifact.version, **artifact.metrics.model_dump())
 
 
@@ -72,12 +77,14 @@ def read_metrics(name: str, registry: RegistryDep, version: VersionQuery = None)
     response_class=FileResponse,
     responses=ERRORS | {200: {"content": {"image/png": {}}, "description": "A PNG plot."}},
 )
-def read_plot(name: str, plot: str, registry: RegistryDep, version: VersionQuery = None) -> FileResponse:
+def read_plot(
+    name: str, plot: str, registry: RegistryDep, version: VersionQuery = None, label: LabelQuery = None
+) -> FileResponse:
     """curves.png (loss and accuracy per epoch), confusion.png (test-set confusion matrix) or
     calibration.png (reliability diagram; versions of format 2 on)."""
     if plot not in artifacts.PLOT_FILES:
         raise ModelNotFound(f"no plot {plot!r}; plots: {', '.join(artifacts.PLOT_FILES)}")
-    artifact = registry.get(name, version).artifact
+    artifact = registry.get(name, version, label).artifact
     path = artifact.folder / plot
     if not path.is_file():
         raise ModelNotFound(f"model {name!r} version {artifact.version} has no {plot}")
@@ -86,13 +93,18 @@ def read_plot(name: str, plot: str, registry: RegistryDep, version: VersionQuery
 
 def _model_info(registry: ModelRegistry, name: str, default: str | None) -> ModelInfo:
     states = registry.states(name)
-    available = registry.available_versions(name)
-    served = registry.get(name).metadata if available else None
+    serving = registry.serving(name)
+    served = registry.get(name).metadata if serving.default_version is not None else None
+    labels = serving.policy.labels
+    notes = [message for message in (serving.policy_error, serving.note) if message]
     return ModelInfo(
         name=name,
         description=served.description if served else None,
         is_default=name == default,
-        served_version=available[-1] if available else None,
+        served_version=serving.default_version,
+        labels=labels,
+        policy=serving.policy,
+        policy_error="; ".join(notes) or None,
         params=served.params if served else None,
         test_accuracy=served.test_accuracy if served else None,
         versions=[
@@ -100,6 +112,8 @@ def _model_info(registry: ModelRegistry, name: str, default: str | None) -> Mode
                 version=state.version,
                 state=state.state,
                 error=state.error,
+                held_back=serving.held_back.get(state.version),
+                labels=sorted(label for label, version in labels.items() if version == state.version),
                 params=state.metadata.params if state.metadata else None,
                 test_accuracy=state.metadata.test_accuracy if state.metadata else None,
                 created_at=state.metadata.created_at if state.metadata else None,

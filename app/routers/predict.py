@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import metrics
 from app.decoding import ImageError, decode_image
-from app.deps import RegistryDep, SettingsDep
+from app.deps import LabelQuery, RegistryDep, SettingsDep, VersionQuery
 from app.errors import status_for
 from app.registry import LoadedModel
 from app.schemas import BatchItem, BatchPrediction, ClassProbability, ErrorResponse, Prediction
@@ -32,7 +32,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 ModelQuery = Annotated[str | None, Query(description="Model name; default: DEFAULT_MODEL or the most accurate.")]
-VersionQuery = Annotated[int | None, Query(ge=1, description="Model version; default: the newest.")]
 TopKQuery = Annotated[int, Query(ge=1, le=10, description="How many of the most probable classes to list.")]
 
 
@@ -43,10 +42,11 @@ async def predict_image(
     file: Annotated[UploadFile, File(description="An image: PNG, JPEG, GIF, BMP or WebP.")],
     model: ModelQuery = None,
     version: VersionQuery = None,
+    label: LabelQuery = None,
     top_k: TopKQuery = 3,
 ) -> Response:
     """Classify one image into one of the ten CIFAR-10 classes."""
-    loaded = registry.get(model, version)
+    loaded = registry.get(model, version, label)
     image = await _decode(await file.read(), settings.max_image_pixels)
     return _json(await _classify(loaded, image, top_k))
 
@@ -58,12 +58,13 @@ async def predict_batch(
     files: Annotated[list[UploadFile], File(description="Several images; each gets its own result or error.")],
     model: ModelQuery = None,
     version: VersionQuery = None,
+    label: LabelQuery = None,
     top_k: TopKQuery = 3,
 ) -> Response:
     """Classify several images in one request; a bad file gets an error entry, not a failed request."""
     if len(files) > settings.max_batch_files:
         raise HTTPException(422, f"{len(files)} files sent; at most {settings.max_batch_files} per request")
-    loaded = registry.get(model, version)
+    loaded = registry.get(model, version, label)
     # Submitted together, so the micro-batcher runs them as one forward pass; gather keeps the order.
     results = await asyncio.gather(
         *(_classify_upload(loaded, upload, settings.max_image_pixels, top_k) for upload in files)

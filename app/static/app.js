@@ -176,8 +176,10 @@ async function fillCard(card, model) {
     ["Epochs", metrics.epochs],
     ["Seconds per epoch", metrics.seconds_per_epoch.toFixed(1)],
     ["Training time", `${(metrics.training_seconds / 60).toFixed(1)} min`],
-    ["Versions", model.versions.map((v) => `v${v.version} ${v.state}`).join(", ")],
+    ["Versions", model.versions.map(versionNote).join(", ")],
   ];
+  for (const version of model.versions.filter((v) => v.held_back)) facts.push([`Held back: v${version.version}`, version.held_back]);
+  if (model.policy_error) facts.push(["Serving policy", model.policy_error]);
   if (metrics.reference) facts.push(["Tutorial's result", `${percent(metrics.reference.test_accuracy, 2)} after ${metrics.reference.epochs} epochs`]);
   if (metrics.robustness) facts.push(["On re-encoded uploads", robustnessNote(metrics.robustness)]);
   if (metrics.probability_scores) facts.push(["Calibration", calibrationNote(metrics)]);
@@ -200,6 +202,12 @@ async function fillCard(card, model) {
   const reliability = card.querySelector(".reliability");
   if (metrics.probability_scores) reliability.src = `${base}/plots/calibration.png?version=${model.served_version}`;
   else reliability.closest("details").remove();  // Versions of format 1 have no reliability diagram.
+}
+
+// "v3 available (stable, canary)": state and labels; the served one says so.
+function versionNote(version) {
+  const labels = version.labels.length ? ` (${version.labels.join(", ")})` : "";
+  return `v${version.version} ${version.state}${labels}`;
 }
 
 const CONDITION_NAMES = { jpeg_q95: "JPEG q95", jpeg_q75: "JPEG q75", jpeg_q50: "JPEG q50", downscale_16px: "16 px upscaled" };

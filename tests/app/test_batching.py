@@ -79,3 +79,28 @@ def test_under_concurrent_load_a_batch_waits_for_late_arrivals() -> None:
     _identity_rows.sizes.clear()
     asyncio.run(scenario())
     assert _identity_rows.sizes == [3, 2]
+
+
+def test_closing_answers_every_queued_and_running_request() -> None:
+    """A version unloaded under load: each waiting request gets an error, none waits forever."""
+    import threading
+
+    from app.errors import ModelNotReady
+
+    release = threading.Event()
+
+    def slow(images: np.ndarray) -> np.ndarray:
+        release.wait(5)
+        return np.zeros((len(images), 1), np.float32)
+
+    async def scenario() -> list[object]:
+        batcher = MicroBatcher(slow, ThreadPoolExecutor(1), max_batch_size=4, max_wait_ms=0)
+        requests = [asyncio.ensure_future(batcher.predict(np.zeros((32, 32, 3), np.uint8))) for _ in range(10)]
+        await asyncio.sleep(0.05)  # The first batch is running, the rest are queued.
+        await batcher.close()
+        release.set()
+        return list(await asyncio.wait_for(asyncio.gather(*requests, return_exceptions=True), timeout=5))
+
+    outcomes = asyncio.run(scenario())
+    assert len(outcomes) == 10
+    assert all(isinstance(outcome, ModelNotReady) for outcome in outcomes)

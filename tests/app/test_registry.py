@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from app.config import Settings
-from app.errors import ModelNotFound, ModelNotReady
+from app.errors import InvalidRequest, ModelNotFound, ModelNotReady
 from app.inference import Servable
 from app.registry import LoadState, ModelRegistry
 from training.core import artifacts
@@ -27,9 +27,10 @@ from training.core.preprocessing import Scaling
 class FakeLoader:
     """Loads any folder as a model that answers its own version number; `broken` folders fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, accuracies: dict[int, float] | None = None) -> None:
         self.broken: set[Path] = set()
         self.loads: list[Path] = []
+        self.accuracies = accuracies or {}  # Version -> test accuracy, overriding the name-based default.
 
     def __call__(self, folder: Path) -> Servable:
         self.loads.append(folder)
@@ -37,6 +38,7 @@ class FakeLoader:
             raise artifacts.InvalidArtifact("missing model.keras")
         version = int(folder.name)
         accuracy = {"good": 0.9, "fair": 0.6}.get(folder.parent.name, 0.5) + version / 1000
+        accuracy = self.accuracies.get(version, accuracy)
         metadata = artifacts.Metadata(
             name=folder.parent.name,
             version=version,
@@ -188,5 +190,132 @@ def test_loaded_models_are_kept_out_of_garbage_collection_walks(store: Path) -> 
         (store / "good" / "1").rmdir()
         await registry.refresh()
         assert gc.get_freeze_count() == 0  # Unloading lets the dropped model be collected.
+
+    in_loop(store, FakeLoader(), body)
+
+
+# ---- serving policy and promotion gate --------------------------------------------------
+
+
+def test_a_worse_new_version_is_held_back_and_reachable_only_explicitly(store: Path) -> None:
+    add(store, "m", 1)
+    add(store, "m", 2)
+    loader = FakeLoader({1: 0.608, 2: 0.10})  # A quick trial run published 10% over a 60.8% version.
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.get("m").version == 1
+        assert registry.get("m", 2).version == 2
+        held_back = registry.serving("m").held_back
+        assert list(held_back) == [2] and "10.00%" in held_back[2] and "60.80%" in held_back[2]
+
+    in_loop(store, loader, body)
+
+
+def test_a_better_or_slightly_worse_new_version_is_promoted(store: Path) -> None:
+    for version in (1, 2, 3):
+        add(store, "m", version)
+    loader = FakeLoader({1: 0.60, 2: 0.65, 3: 0.645})  # 3 is within the 1-point margin of 2.
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.get("m").version == 3 and registry.serving("m").held_back == {}
+
+    in_loop(store, loader, body)
+
+
+def test_a_pin_overrides_the_gate_and_labels_address_versions(store: Path) -> None:
+    for version in (1, 2, 3):
+        add(store, "m", version)
+    artifacts.save_policy(store, "m", artifacts.ServingPolicy(default_version=2, labels={"stable": 1, "canary": 3}))
+    loader = FakeLoader({1: 0.9, 2: 0.1, 3: 0.5})
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.get("m").version == 2
+        assert registry.get("m", label="stable").version == 1
+        assert registry.get("m", label="canary").version == 3
+        with pytest.raises(ModelNotFound, match="no label 'beta'"):
+            registry.get("m", label="beta")
+        with pytest.raises(InvalidRequest):
+            registry.get("m", version=1, label="stable")
+
+    in_loop(store, loader, body)
+
+
+def test_latest_n_loads_only_the_newest_versions_plus_labelled_ones(store: Path) -> None:
+    for version in (1, 2, 3, 4):
+        add(store, "m", version)
+    artifacts.save_policy(
+        store, "m", artifacts.ServingPolicy(load=artifacts.LoadPolicy.LATEST, count=2, labels={"old": 1})
+    )
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.available_versions("m") == [1, 3, 4]
+        assert registry.states("m")[2].state is LoadState.UNLOADED
+        with pytest.raises(ModelNotReady, match="unloaded"):
+            registry.get("m", 2)
+
+    in_loop(store, FakeLoader(), body)
+
+
+def test_specific_versions_policy(store: Path) -> None:
+    for version in (1, 2, 3):
+        add(store, "m", version)
+    artifacts.save_policy(store, "m", artifacts.ServingPolicy(load=artifacts.LoadPolicy.SPECIFIC, versions=[2]))
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.available_versions("m") == [2] and registry.get("m").version == 2
+
+    in_loop(store, FakeLoader(), body)
+
+
+def test_an_invalid_policy_file_is_reported_and_ignored(store: Path) -> None:
+    add(store, "m", 1)
+    add(store, "m", 2)
+    (store / "m" / artifacts.POLICY_FILE).write_text('{"load": "latest", "cuont": 2}')
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        serving = registry.serving("m")
+        assert serving.policy_error is not None and "cuont" in serving.policy_error
+        assert registry.available_versions("m") == [1, 2] and registry.get("m").version == 2
+
+    in_loop(store, FakeLoader(), body)
+
+
+def test_a_policy_change_takes_effect_at_the_next_scan(store: Path) -> None:
+    add(store, "m", 1)
+    add(store, "m", 2)
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.get("m").version == 2
+        artifacts.save_policy(store, "m", artifacts.ServingPolicy(default_version=1))
+        await registry.refresh()
+        assert registry.get("m").version == 1
+        artifacts.save_policy(store, "m", artifacts.ServingPolicy(load=artifacts.LoadPolicy.LATEST, count=1))
+        await registry.refresh()
+        assert registry.available_versions("m") == [2]
+        (store / "m" / artifacts.POLICY_FILE).unlink()
+        await registry.refresh()
+        assert registry.available_versions("m") == [1, 2]
+
+    in_loop(store, FakeLoader(), body)
+
+
+def test_a_pinned_version_that_is_gone_falls_back_to_the_gate_with_a_note(store: Path) -> None:
+    add(store, "m", 1)
+    add(store, "m", 2)
+    artifacts.save_policy(store, "m", artifacts.ServingPolicy(default_version=1))
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        (store / "m" / "1").rmdir()
+        await registry.refresh()
+        assert registry.get("m").version == 2
+        assert "pinned version 1 is not available" in (registry.serving("m").note or "")
 
     in_loop(store, FakeLoader(), body)

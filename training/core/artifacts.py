@@ -16,6 +16,9 @@ Each version holds:
 
 The three JSON files are typed pydantic models: writers build them, readers get
 fields, and `load_artifact` refuses a version whose files are missing or invalid.
+
+Beside the versions, `models/<name>/serving.json` (optional, `ServingPolicy`) says which
+versions the service loads, which one answers by default, and names versions by label.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -47,6 +51,7 @@ CALIBRATION_FILE = "calibration.png"
 PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, CALIBRATION_FILE)
 ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE, SUMMARY_FILE, METRICS_FILE, *PLOT_FILES)
 FORMAT_1_FILES = tuple(name for name in ARTIFACT_FILES if name != CALIBRATION_FILE)
+POLICY_FILE = "serving.json"
 STAGING_PREFIX = ".tmp-"
 CHECKPOINTS_DIR = ".checkpoints"
 
@@ -223,6 +228,49 @@ class Artifact:
         return int(self.folder.name)
 
 
+class LoadPolicy(StrEnum):
+    ALL = "all"  # Every version in the store (the default, as without a policy file).
+    LATEST = "latest"  # The newest `count` versions.
+    SPECIFIC = "specific"  # Exactly `versions`.
+
+
+class ServingPolicy(_Record):
+    """serving.json: which versions are loaded, which one is the default, and version labels.
+
+    TensorFlow Serving's `model_version_policy` and version labels, per model. Pinned and
+    labelled versions are always loaded, whatever `load` says.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # A typo must be reported, not ignored.
+
+    load: LoadPolicy = LoadPolicy.ALL
+    count: int = Field(1, ge=1, description="With load=latest: how many of the newest versions.")
+    versions: list[int] = Field(default_factory=list, description="With load=specific: which versions.")
+    default_version: int | None = Field(None, ge=1, description="Pin: answers when a request names no version.")
+    labels: dict[str, int] = Field(default_factory=dict, description="Label -> version, e.g. stable, canary.")
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, int]) -> dict[str, int]:
+        for label, version in labels.items():
+            if not is_valid_name(label) or version < 1:
+                raise ValueError(f"label {label!r} -> {version}: labels are names, versions are positive integers")
+        return labels
+
+    def wanted(self, on_disk: list[int]) -> list[int]:
+        """The versions to load, out of those in the store."""
+        if self.load is LoadPolicy.LATEST:
+            chosen = set(on_disk[-self.count :])
+        elif self.load is LoadPolicy.SPECIFIC:
+            chosen = set(self.versions)
+        else:
+            chosen = set(on_disk)
+        chosen |= set(self.labels.values())
+        if self.default_version is not None:
+            chosen.add(self.default_version)
+        return sorted(chosen & set(on_disk))
+
+
 # ---- reading --------------------------------------------------------------------------
 
 
@@ -270,6 +318,25 @@ def load_artifact(folder: Path) -> Artifact:
         summary=_read(folder, SUMMARY_FILE, Summary),
         metrics=_read(folder, METRICS_FILE, Metrics),
     )
+
+
+def load_policy(models_dir: Path, name: str) -> ServingPolicy | None:
+    """The model's serving.json, or None without one; raises InvalidArtifact if it is invalid."""
+    path = models_dir / name / POLICY_FILE
+    if not path.exists():
+        return None
+    return _read(path.parent, POLICY_FILE, ServingPolicy)
+
+
+def save_policy(models_dir: Path, name: str, policy: ServingPolicy) -> Path:
+    """Write serving.json atomically: a temporary file, then one rename, so a reader never sees half."""
+    if not is_valid_name(name):
+        raise ValueError(f"invalid model name {name!r}")
+    path = models_dir / name / POLICY_FILE
+    temporary = path.with_name(f"{STAGING_PREFIX}{os.getpid()}-{POLICY_FILE}")
+    temporary.write_text(policy.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return path
 
 
 def load_keras_model(folder: Path) -> Any:
