@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above).")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest declared width x height (413 above).")
     max_batch_files: int = Field(32, gt=0, description="Most files in one POST /predict/batch.")
+    max_infer_batch: int = Field(256, gt=0, description="Most images in one v1/v2 protocol request.")
     batch_max_size: int = Field(32, gt=0, description="Micro-batching: most images in one forward pass.")
     batch_max_wait_ms: float = Field(
         2.0, ge=0, description="Micro-batching: how long a batch waits to fill up, while requests arrive concurrently."

@@ -45,6 +45,14 @@ def status_for(error: Exception) -> int:
     raise TypeError(f"{type(error).__name__} is not a domain error") from error
 
 
+DOMAIN_ERRORS = tuple(error_type for error_type, _ in STATUS_BY_ERROR)
+
+
+def protocol_error(error: Exception) -> JSONResponse:
+    """The standard protocols' error body (`{"error": ...}`, Open Inference and TF Serving alike)."""
+    return JSONResponse(status_code=status_for(error), content={"error": str(error)})
+
+
 def register_error_handlers(app: FastAPI) -> None:
     async def answer(_: Request, error: Exception) -> JSONResponse:
         return JSONResponse(status_code=status_for(error), content={"detail": str(error)})

@@ -19,10 +19,11 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from app import __version__
 from app.config import Settings, get_settings
 from app.errors import register_error_handlers
 from app.registry import ModelRegistry
-from app.routers import health, models, predict
+from app.routers import health, models, open_inference, predict, tf_serving
 from app.uploads import BodySizeLimit
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="CIFAR-10 classification service",
         description="Classify images into the ten CIFAR-10 classes and inspect the models that do it.",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    app.include_router(open_inference.router)
+    app.include_router(tf_serving.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -7,6 +7,8 @@ import json
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+PROTOCOL_PREFIXES = ("/v1/", "/v2/")
+
 
 class BodySizeLimit:
     """Answer 413 for bodies over `max_bytes`: at once when Content-Length says so,
@@ -22,7 +24,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(send, scope["path"])
             return
         received = 0
 
@@ -40,8 +42,10 @@ class BodySizeLimit:
     def _message(self) -> str:
         return f"request body is larger than the {self.max_bytes}-byte limit (MAX_UPLOAD_BYTES)"
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": self._message()}).encode()
+    async def _refuse(self, send: Send, path: str) -> None:
+        # The standard protocols (v1 TF Serving, v2 Open Inference) name the field "error".
+        key = "error" if path.startswith(PROTOCOL_PREFIXES) else "detail"
+        body = json.dumps({key: self._message()}).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -84,3 +84,25 @@ def wait_until_ready(
             pass
         time.sleep(0.2)
     raise AssertionError("server not ready in time")
+
+
+@contextmanager
+def threaded_server(models_dir: Path, **overrides: Any) -> Iterator[str]:
+    """The app under a real uvicorn on a free 127.0.0.1 port, in a thread of this process (no second
+    TensorFlow start-up); yields its base URL once /readyz says 200. For clients that need a socket."""
+    import threading
+
+    import uvicorn
+
+    settings = Settings(models_dir=models_dir, poll_interval_seconds=0.2, **overrides)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base_url, timeout=120)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,1 @@
+"""Standard inference protocols: request parsing and response building, no HTTP."""

@@ -1,0 +1,220 @@
+"""The Open Inference Protocol (KServe V2) REST data plane, without HTTP: parse a request body
+into images, and turn probabilities into a response body.
+
+Follows kserve/open-inference-protocol `inference_rest.md` and Triton's binary tensor
+data extension: a JSON header, optionally followed by raw tensor bytes whose sizes the
+header gives (`binary_data_size`); the HTTP layer passes the header's length from
+`Inference-Header-Content-Length`. Every failure is a `TensorError` (a 400).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.errors import InvalidRequest
+from training.core.classes import NUM_CLASSES
+from training.core.preprocessing import INPUT_SHAPE
+
+PIXELS = "images"  # UINT8 [N, 32, 32, 3]: the network's own input.
+FILES = "image_files"  # BYTES [N]: encoded image files, decoded like a /predict upload.
+PROBABILITIES = "probabilities"  # FP32 [N, 10]
+CLASS_INDEX = "class_index"  # INT64 [N]
+OUTPUTS = (PROBABILITIES, CLASS_INDEX)
+PIXELS_PER_IMAGE = int(np.prod(INPUT_SHAPE))
+
+
+class TensorError(InvalidRequest):
+    """A tensor that does not fit the model's signature: wrong name, datatype, shape or size."""
+
+
+def input_metadata() -> list[dict[str, Any]]:
+    return [
+        {"name": PIXELS, "datatype": "UINT8", "shape": [-1, *INPUT_SHAPE]},
+        {"name": FILES, "datatype": "BYTES", "shape": [-1]},
+    ]
+
+
+def output_metadata() -> list[dict[str, Any]]:
+    return [
+        {"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, NUM_CLASSES]},
+        {"name": CLASS_INDEX, "datatype": "INT64", "shape": [-1]},
+    ]
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """What a request asks for: exactly one of pixels (uint8 N x 32 x 32 x 3) or encoded files."""
+
+    pixels: np.ndarray | None
+    files: list[bytes] | None
+    outputs: dict[str, bool] = field(default_factory=dict)  # Output name -> as binary data?
+    request_id: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.pixels) if self.pixels is not None else len(self.files or [])
+
+
+def parse_request(body: bytes, header_length: int | None, max_batch: int) -> InferenceRequest:
+    """Parse an infer request body; `header_length` is Inference-Header-Content-Length (None without it)."""
+    if header_length == 0:  # No JSON at all: the whole body is the one input's raw bytes.
+        return InferenceRequest(_raw_pixels(body, max_batch), None, dict.fromkeys(OUTPUTS, True))
+    split = len(body) if header_length is None else header_length
+    if split < 0 or split > len(body):
+        raise TensorError(f"Inference-Header-Content-Length {header_length} does not fit a {len(body)}-byte body")
+    header = _json_object(body[:split])
+    binary = memoryview(body)[split:]
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise TensorError(f"send exactly one input: {PIXELS!r} (UINT8 pixels) or {FILES!r} (BYTES image files)")
+    tensor, used = _input(inputs[0], binary, max_batch)
+    if used != len(binary):
+        raise TensorError(f"the body carries {len(binary)} bytes of binary data, the inputs declare {used}")
+    pixels, files = (tensor, None) if inputs[0].get("name") == PIXELS else (None, tensor)
+    request_id = header.get("id")
+    return InferenceRequest(pixels, files, _outputs(header), str(request_id) if request_id is not None else None)
+
+
+def _json_object(data: bytes | memoryview) -> dict[str, Any]:
+    try:
+        parsed = json.loads(bytes(data))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TensorError(f"the inference header is not valid JSON ({error})") from error
+    if not isinstance(parsed, dict):
+        raise TensorError("the inference header must be a JSON object")
+    return parsed
+
+
+def _input(spec: dict[str, Any], binary: memoryview, max_batch: int) -> tuple[Any, int]:
+    """The decoded tensor and how many binary bytes it used."""
+    name, datatype, shape = spec.get("name"), spec.get("datatype"), spec.get("shape")
+    expected = {PIXELS: "UINT8", FILES: "BYTES"}
+    if name not in expected:
+        raise TensorError(f"unknown input {name!r}; inputs: {PIXELS} (UINT8), {FILES} (BYTES)")
+    if datatype != expected[name]:
+        raise TensorError(f"input {name!r} must be {expected[name]}, got {datatype!r}")
+    if not isinstance(shape, list) or not all(isinstance(size, int) and size >= 0 for size in shape):
+        raise TensorError(f"input {name!r} needs a shape of non-negative integers, got {shape!r}")
+    wanted = [-1, *INPUT_SHAPE] if name == PIXELS else [-1]
+    if len(shape) != len(wanted) or any(w != -1 and w != s for w, s in zip(wanted, shape, strict=True)):
+        raise TensorError(f"input {name!r} must have shape {wanted} (-1: any batch size), got {shape}")
+    if not 1 <= shape[0] <= max_batch:
+        raise TensorError(f"a batch of {shape[0]} images; send 1 to {max_batch} per request")
+    parameters = spec.get("parameters") or {}
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if size is not None:
+        if not isinstance(size, int) or size < 0 or size > len(binary):
+            raise TensorError(f"binary_data_size {size!r} does not fit the {len(binary)} bytes after the header")
+        raw = binary[:size]
+        return (_pixels_from_bytes(raw, shape) if name == PIXELS else _files_from_bytes(raw, shape[0])), size
+    if "data" not in spec:
+        raise TensorError(f"input {name!r} has neither data nor binary_data_size")
+    return (_pixels_from_json(spec["data"], shape) if name == PIXELS else _files_from_json(spec["data"], shape[0])), 0
+
+
+def _pixels_from_bytes(raw: memoryview, shape: list[int]) -> np.ndarray:
+    if len(raw) != int(np.prod(shape)):
+        raise TensorError(f"UINT8 {shape} takes {int(np.prod(shape))} bytes, got {len(raw)}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+
+
+def _pixels_from_json(data: Any, shape: list[int]) -> np.ndarray:
+    try:
+        values = np.asarray(data)
+    except (ValueError, TypeError) as error:
+        raise TensorError(f"input data is not a regular (flat or nested) list of numbers ({error})") from error
+    if values.dtype.kind not in "iu" or values.size != int(np.prod(shape)):
+        raise TensorError(f"UINT8 {shape} needs {int(np.prod(shape))} integers, got {values.size} of {values.dtype}")
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise TensorError("UINT8 values must be 0 to 255")
+    return values.astype(np.uint8).reshape(shape)
+
+
+def _raw_pixels(body: bytes, max_batch: int) -> np.ndarray:
+    count, remainder = divmod(len(body), PIXELS_PER_IMAGE)
+    if remainder or not 1 <= count <= max_batch:
+        raise TensorError(
+            f"a raw body (Inference-Header-Content-Length: 0) is UINT8 images of {PIXELS_PER_IMAGE} bytes each, "
+            f"1 to {max_batch} of them; got {len(body)} bytes"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(count, *INPUT_SHAPE)
+
+
+def _files_from_bytes(raw: memoryview, count: int) -> list[bytes]:
+    """BYTES elements as the extension lays them out: a 4-byte little-endian length, then the bytes."""
+    files: list[bytes] = []
+    offset = 0
+    for _ in range(count):
+        if offset + 4 > len(raw):
+            raise TensorError(f"BYTES data ends after {len(files)} of {count} elements")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise TensorError(f"BYTES element {len(files)} declares {length} bytes; only {len(raw) - offset} remain")
+        files.append(bytes(raw[offset : offset + length]))
+        offset += length
+    if offset != len(raw):
+        raise TensorError(f"BYTES data has {len(raw) - offset} bytes after its {count} elements")
+    return files
+
+
+def _files_from_json(data: Any, count: int) -> list[bytes]:
+    """In JSON, BYTES elements are strings; image files are binary, so they travel base64-encoded."""
+    if not isinstance(data, list) or len(data) != count or not all(isinstance(item, str) for item in data):
+        raise TensorError(f"BYTES [{count}] in JSON needs {count} strings (base64 of image files)")
+    try:
+        return [base64.b64decode(item, validate=True) for item in data]
+    except (binascii.Error, ValueError) as error:
+        raise TensorError(f"BYTES elements in JSON must be base64-encoded image files ({error})") from error
+
+
+def _outputs(header: dict[str, Any]) -> dict[str, bool]:
+    parameters = header.get("parameters") or {}
+    binary_default = bool(parameters.get("binary_data_output", False)) if isinstance(parameters, dict) else False
+    requested = header.get("outputs")
+    if requested is None:
+        return dict.fromkeys(OUTPUTS, binary_default)
+    if not isinstance(requested, list):
+        raise TensorError("outputs must be a list")
+    chosen: dict[str, bool] = {}
+    for item in requested:
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in OUTPUTS:
+            raise TensorError(f"unknown output {name!r}; outputs: {', '.join(OUTPUTS)}")
+        options = item.get("parameters") or {}
+        chosen[name] = bool(options.get("binary_data", binary_default)) if isinstance(options, dict) else binary_default
+    return chosen
+
+
+def response_body(
+    request: InferenceRequest, probabilities: np.ndarray, model: str, version: int
+) -> tuple[bytes, int | None]:
+    """(body, JSON header length when binary outputs follow it, else None)."""
+    values = {
+        PROBABILITIES: probabilities.astype(np.float32),
+        CLASS_INDEX: probabilities.argmax(axis=1).astype(np.int64),
+    }
+    datatypes = {PROBABILITIES: "FP32", CLASS_INDEX: "INT64"}
+    outputs, chunks = [], []
+    for name, binary in request.outputs.items():
+        tensor = values[name]
+        described: dict[str, Any] = {"name": name, "datatype": datatypes[name], "shape": list(tensor.shape)}
+        if binary:
+            chunk = tensor.astype(tensor.dtype.newbyteorder("<")).tobytes()
+            described["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            described["data"] = tensor.ravel().tolist()
+        outputs.append(described)
+    header: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": outputs}
+    if request.request_id is not None:
+        header["id"] = request.request_id
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    return encoded + b"".join(chunks), (len(encoded) if chunks else None)

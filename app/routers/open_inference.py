@@ -1,0 +1,148 @@
+"""Open Inference Protocol (KServe V2 / Triton) REST routes under /v2.
+
+Thin: the protocol's parsing and encoding live in `app.protocols.open_inference`;
+images go through the same registry and micro-batcher as `/predict`. Errors follow
+the protocol: `{"error": "..."}` with the domain error's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from app import __version__
+from app.config import Settings
+from app.decoding import decode_image
+from app.deps import RegistryDep, SettingsDep
+from app.errors import DOMAIN_ERRORS, ModelNotFound, protocol_error
+from app.protocols import open_inference as oip
+from app.registry import LoadedModel
+
+router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
+HEADER_LENGTH = "inference-header-content-length"
+ERROR_SCHEMA = {"content": {"application/json": {"example": {"error": "unknown model 'x'"}}}}
+ERRORS: dict[int | str, dict[str, Any]] = {status: ERROR_SCHEMA for status in (400, 404, 413, 503)}
+
+
+async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
+    """Run an endpoint's work; domain errors become the protocol's `{"error": ...}` bodies."""
+    try:
+        return await work()
+    except DOMAIN_ERRORS as error:
+        return protocol_error(error)
+    except HTTPException as error:  # The body-size limit, raised while the body streams in.
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+
+@router.get("/health/live", responses=ERRORS)
+async def read_live() -> dict[str, bool]:
+    """The server is up."""
+    return {"live": True}
+
+
+@router.get("/health/ready", responses=ERRORS)
+async def read_ready(registry: RegistryDep) -> Response:
+    """Ready once the initial scan loaded at least one model (503 with ready: false before)."""
+    ready = registry.ready.is_set() and registry.default_model() is not None
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+
+@router.get("")
+async def read_server_metadata() -> dict[str, Any]:
+    """Server name, version and the protocol extensions it supports."""
+    return {"name": "cifar10-service", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+
+@router.get("/models/{name}", responses=ERRORS)
+@router.get("/models/{name}/versions/{version}", responses=ERRORS)
+async def read_model_metadata(name: str, registry: RegistryDep, version: str | None = None) -> Response:
+    """Inputs and outputs with datatypes and shapes (-1: any batch size)."""
+
+    async def work() -> Response:
+        loaded = registry.get(name, _version(version))
+        return JSONResponse(
+            {
+                "name": loaded.name,
+                "versions": [str(v) for v in registry.available_versions(name)],
+                "platform": "tensorflow_keras",
+                "inputs": oip.input_metadata(),
+                "outputs": oip.output_metadata(),
+            }
+        )
+
+    return await _answer(work)
+
+
+@router.get("/models/{name}/ready", responses=ERRORS)
+@router.get("/models/{name}/versions/{version}/ready", responses=ERRORS)
+async def read_model_ready(name: str, registry: RegistryDep, version: str | None = None) -> Response:
+    """200 with ready: true when that version (default: the model's default) is loaded."""
+
+    async def work() -> Response:
+        loaded = registry.get(name, _version(version))
+        return JSONResponse({"name": loaded.name, "ready": True})
+
+    response = await _answer(work)
+    if response.status_code == 503:
+        return JSONResponse({"name": name, "ready": False}, status_code=503)
+    return response
+
+
+@router.post("/models/{name}/infer", responses=ERRORS)
+@router.post("/models/{name}/versions/{version}/infer", responses=ERRORS)
+async def infer(
+    name: str, request: Request, registry: RegistryDep, settings: SettingsDep, version: str | None = None
+) -> Response:
+    """Classify UINT8 pixels or BYTES image files; JSON or binary tensors (Triton's extension).
+
+    The body is read raw: clients such as tritonclient send binary data after the JSON
+    header and no Content-Type.
+    """
+
+    async def work() -> Response:
+        loaded = registry.get(name, _version(version))
+        header_length = _header_length(request.headers.get(HEADER_LENGTH))
+        parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
+        pixels = parsed.pixels if parsed.pixels is not None else await _decode_all(parsed.files or [], settings)
+        probabilities = await _classify(loaded, pixels)
+        body, json_length = oip.response_body(parsed, probabilities, loaded.name, loaded.version)
+        if json_length is None:
+            return Response(body, media_type="application/json")
+        headers = {"Inference-Header-Content-Length": str(json_length)}
+        return Response(body, media_type="application/octet-stream", headers=headers)
+
+    return await _answer(work)
+
+
+def _version(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ModelNotFound(f"no version {raw!r}: versions are positive integers")
+    return int(raw)
+
+
+def _header_length(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise oip.TensorError(f"Inference-Header-Content-Length must be a byte count, got {raw!r}")
+    return int(raw)
+
+
+async def _decode_all(files: list[bytes], settings: Settings) -> np.ndarray:
+    """Every file through the /predict decoder and its limits, off the event loop."""
+    loop = asyncio.get_running_loop()
+    images = [await loop.run_in_executor(None, decode_image, data, settings.max_image_pixels) for data in files]
+    return np.stack(images)
+
+
+async def _classify(loaded: LoadedModel, pixels: np.ndarray) -> np.ndarray:
+    """Each image through the model's micro-batcher: they share forward passes with all other traffic."""
+    rows = await asyncio.gather(*(loaded.batcher.predict(image) for image in pixels))
+    return np.stack(rows)

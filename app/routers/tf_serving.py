@@ -1,0 +1,132 @@
+"""TensorFlow Serving REST routes under /v1: model status, metadata and :predict.
+
+Versions are addressed as TF Serving does: `/v1/models/{name}`, `.../versions/{v}` or
+`.../labels/{label}` (labels from the model's serving.json). Images go through the
+same registry and micro-batcher as `/predict`; errors are `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.decoding import decode_image
+from app.deps import RegistryDep, SettingsDep
+from app.errors import DOMAIN_ERRORS, ModelNotFound, protocol_error
+from app.protocols import tf_serving
+from app.protocols.open_inference import TensorError
+from app.registry import LoadState, ModelRegistry
+
+router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving REST (v1)"])
+ERROR_SCHEMA = {"content": {"application/json": {"example": {"error": "Servable not found for request"}}}}
+ERRORS: dict[int | str, dict[str, Any]] = {status: ERROR_SCHEMA for status in (400, 404, 413, 415, 503)}
+TF_STATES = {
+    LoadState.LOADING: "LOADING",
+    LoadState.AVAILABLE: "AVAILABLE",
+    LoadState.FAILED: "END",
+    LoadState.UNLOADED: "END",
+}
+
+
+async def _answer(work: Callable[[], Awaitable[Any]]) -> Response:
+    try:
+        result = await work()
+    except DOMAIN_ERRORS as error:
+        return protocol_error(error)
+    except HTTPException as error:  # The body-size limit, raised while the body streams in.
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+    return JSONResponse(result)
+
+
+@router.get("/{name}", responses=ERRORS)
+@router.get("/{name}/versions/{version}", responses=ERRORS)
+@router.get("/{name}/labels/{label}", responses=ERRORS)
+async def read_model_status(
+    name: str, registry: RegistryDep, version: str | None = None, label: str | None = None
+) -> Response:
+    """`model_version_status`: every version's state, or the one addressed."""
+
+    async def work() -> dict[str, Any]:
+        states = registry.states(name)
+        if not states:
+            raise ModelNotFound(f"Servable not found for request: model {name!r}")
+        chosen = sorted(states)
+        if version is not None or label is not None:
+            chosen = [_resolve(registry, name, version, label)]
+        return tf_serving.version_status(
+            {v: (TF_STATES[states[v].state], states[v].error or "") for v in chosen if v in states}
+        )
+
+    return await _answer(work)
+
+
+@router.get("/{name}/metadata", responses=ERRORS)
+@router.get("/{name}/versions/{version}/metadata", responses=ERRORS)
+@router.get("/{name}/labels/{label}/metadata", responses=ERRORS)
+async def read_model_metadata(
+    name: str, registry: RegistryDep, version: str | None = None, label: str | None = None
+) -> Response:
+    """The serving_default signature: uint8 images [-1, 32, 32, 3] in, probabilities [-1, 10] out."""
+
+    async def work() -> dict[str, Any]:
+        loaded = registry.get(name, _number(version), label)
+        return tf_serving.metadata(loaded.name, loaded.version)
+
+    return await _answer(work)
+
+
+@router.post("/{name}:predict", responses=ERRORS)
+@router.post("/{name}/versions/{version}:predict", responses=ERRORS)
+@router.post("/{name}/labels/{label}:predict", responses=ERRORS)
+async def predict(
+    name: str,
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    version: str | None = None,
+    label: str | None = None,
+) -> Response:
+    """Classify `instances` (row format) or `inputs` (columnar): b64 image files or 32x32x3 pixel lists."""
+
+    async def work() -> dict[str, Any]:
+        loaded = registry.get(name, _number(version), label)
+        try:
+            body = json.loads(await request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise TensorError(f"the request body is not valid JSON ({error})") from error
+        images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
+        loop = asyncio.get_running_loop()
+        pixels = [
+            image
+            if isinstance(image, np.ndarray)
+            else await loop.run_in_executor(None, decode_image, image, settings.max_image_pixels)
+            for image in images
+        ]
+        rows = await asyncio.gather(*(loaded.batcher.predict(image) for image in pixels))
+        return tf_serving.predict_response(np.stack(rows), row)
+
+    return await _answer(work)
+
+
+def _number(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ModelNotFound(f"Servable not found for request: version {raw!r}")
+    return int(raw)
+
+
+def _resolve(registry: ModelRegistry, name: str, version: str | None, label: str | None) -> int:
+    """The version a /versions/ or /labels/ path names (it need not be loaded, to report its state)."""
+    if label is not None:
+        return registry.get(name, label=label).version
+    number = _number(version)
+    if number is None or number not in registry.states(name):
+        raise ModelNotFound(f"Servable not found for request: model {name!r} version {version}")
+    return number
