@@ -34,5 +34,5 @@ def test_only_the_format_module_reads_the_store_files() -> None:
             continue
         for needle in ("read_json", "write_json", "METADATA_FILE", "METRICS_FILE", "SUMMARY_FILE"):
             assert needle not in source, f"{path.relative_to(REPO)} uses {needle}"
-    for path, source in _sources("app").items():
-        assert "json.load" not in source, f"{path.relative_to(REPO)} parses JSON files itself"
+    for path, source in _sources("app").items():  # json.loads of request bodies is fine; files are not.
+        assert "json.load(" not in source and "read_text" not in source, f"{path.relative_to(REPO)} reads files"

@@ -15,6 +15,7 @@ from training import reports
 from training.core import artifacts
 from training.data import DatasetError, array_sha256, load_cifar10
 from training.evaluation import evaluate
+from training.export import write_saved_model
 
 
 def calibrate_version(source: Path, models_dir: Path, data: Path | None = None) -> Path:
@@ -53,4 +54,12 @@ def calibrate_version(source: Path, models_dir: Path, data: Path | None = None) 
         }
     )
     plots = reports.plots(metrics.history, evaluation, metadata.class_names, metadata.name)
-    return artifacts.save_version(models_dir, model, new_metadata, artifact.summary, new_metrics, plots)
+    return artifacts.save_version(
+        models_dir,
+        model,
+        new_metadata,
+        artifact.summary,
+        new_metrics,
+        plots,
+        extras=lambda staging: write_saved_model(model, new_metadata, staging),
+    )

@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     policy_cli.add_parser(commands)
     commands.add_parser("list", help="list the architectures and their recipes")
+    export = commands.add_parser(
+        "export", help="add a TensorFlow SavedModel (serving_default signature) to existing versions"
+    )
+    export.add_argument("name", help="model name, e.g. whitened_convnet")
+    export.add_argument("--version", type=int, help="one version (default: every version of the model)")
+    export.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
     samples = commands.add_parser("export-samples", help="write CIFAR-10 test images as PNGs for the web page")
     samples.add_argument("--out", type=Path, default=Path("app/static/samples"))
     samples.add_argument("--per-class", type=int, default=4)
@@ -55,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return _calibrate(args.source, args.models_dir, args.data)
     if args.command == "serve-policy":
         return _serve_policy(args)
+    if args.command == "export":
+        return _export(args.models_dir, args.name, args.version)
     for flag in ("epochs", "batch_size", "limit"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -83,6 +91,22 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: no version was published; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"published {published}")
+    return 0
+
+
+def _export(models_dir: Path, name: str, version: int | None) -> int:
+    from training.core.artifacts import ArtifactNotFound, InvalidArtifact, list_versions, version_dir
+    from training.export import export_version
+
+    try:
+        versions = [version] if version is not None else list_versions(models_dir, name)
+        if not versions:
+            raise ArtifactNotFound(f"model {name!r} has no versions in {models_dir}")
+        for number in versions:
+            print(f"exported {export_version(version_dir(models_dir, name, number))}")
+    except (ArtifactNotFound, InvalidArtifact) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

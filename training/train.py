@@ -21,6 +21,7 @@ from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
 from training.core import artifacts
 from training.data import Cifar10, calibration_split, load_cifar10
 from training.evaluation import evaluate
+from training.export import write_saved_model
 from training.optimizers import make_optimizer
 from training.pipeline import TrainingData, evaluation_batches, training_batches
 from training.provenance import RunDescription, describe_run, environment
@@ -109,13 +110,15 @@ def _publish(
     evaluation = evaluate(model, recipe.scaling, recipe.test_time_augmentation, dataset, holdout, run.seed)
     serving = _without_optimizer(model, architecture)
     summary = reports.layer_summary(serving)
+    metadata = reports.build_metadata(run, architecture.description, dataset.class_names, summary, evaluation)
     return artifacts.save_version(
         models_dir,
         serving,
-        metadata=reports.build_metadata(run, architecture.description, dataset.class_names, summary, evaluation),
+        metadata=metadata,
         summary=summary,
         metrics=reports.build_metrics(run, ran_on, history, evaluation, architecture.reference),
         plots=reports.plots(history, evaluation, dataset.class_names, architecture.name),
+        extras=lambda staging: write_saved_model(serving, metadata, staging),
     )
 
 

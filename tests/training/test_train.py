@@ -23,7 +23,8 @@ from training.train import TrainOptions, train, without_calibration_split
 
 def test_a_run_publishes_a_complete_loadable_version(tiny_store: Path) -> None:
     folder = artifacts.version_dir(tiny_store, "model_1", 1)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(artifacts.ARTIFACT_FILES)
+    saved_model = ["assets", "fingerprint.pb", artifacts.SAVED_MODEL_FILE, "variables"]  # training/export.py
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*artifacts.ARTIFACT_FILES, *saved_model])
     model = keras.saving.load_model(folder / artifacts.MODEL_FILE, compile=False)
     assert model.count_params() == 181_162
     assert not model.compiled  # No optimizer state: the artifact stays small.

@@ -13,6 +13,7 @@ Each version holds:
     curves.png      loss and accuracy per epoch (training vs validation)
     confusion.png   the test-set confusion matrix
     calibration.png the reliability diagram before and after calibration (format 2 on)
+    saved_model.pb  with variables/: the same served procedure as a TensorFlow SavedModel (optional)
 
 The three JSON files are typed pydantic models: writers build them, readers get
 fields, and `load_artifact` refuses a version whose files are missing or invalid.
@@ -27,7 +28,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -52,6 +53,7 @@ PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, CALIBRATION_FILE)
 ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE, SUMMARY_FILE, METRICS_FILE, *PLOT_FILES)
 FORMAT_1_FILES = tuple(name for name in ARTIFACT_FILES if name != CALIBRATION_FILE)
 POLICY_FILE = "serving.json"
+SAVED_MODEL_FILE = "saved_model.pb"  # With variables/: the portable SavedModel (training/export.py), optional.
 STAGING_PREFIX = ".tmp-"
 CHECKPOINTS_DIR = ".checkpoints"
 
@@ -393,6 +395,7 @@ def save_version(
     summary: Summary,
     metrics: Metrics,
     plots: Mapping[str, bytes],
+    extras: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write every file into a staging folder, then rename it to the next free version; returns it.
 
@@ -414,6 +417,8 @@ def save_version(
         _write(staging, METRICS_FILE, metrics)
         for filename, png in plots.items():
             (staging / filename).write_bytes(png)
+        if extras is not None:  # More files for the version (the SavedModel export), before it is visible.
+            extras(staging)
         return _claim_version(staging, folder, metadata)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""The Kubernetes and KServe manifests in deploy/, validated offline against the API schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from tests.utils.data import REPO
+
+DEPLOY = REPO / "deploy" / "kubernetes"
+KUBERNETES_VERSION = "1.37.0"
+CORE_MANIFESTS = ["deployment.yaml", "service.yaml", "hpa.yaml", "models-pvc.yaml"]
+
+
+def _load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((DEPLOY / name).read_text())
+    return document
+
+
+@pytest.mark.parametrize("name", CORE_MANIFESTS)
+def test_core_manifests_validate_strictly(name: str) -> None:
+    kubernetes_validate.validate(_load(name), KUBERNETES_VERSION, strict=True)
+
+
+def test_the_validator_rejects_a_broken_manifest() -> None:
+    broken = _load("deployment.yaml")
+    broken["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_kserve_predictor_is_a_valid_pod_spec_speaking_v2() -> None:
+    """KServe's CRD schema is not bundled; its predictor is a PodSpec, which is."""
+    service = _load("kserve-inferenceservice.yaml")
+    assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    predictor = {key: value for key, value in service["spec"]["predictor"].items() if not key.endswith("Replicas")}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"}, "spec": predictor}
+    kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+    assert predictor["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+
+
+def test_probes_and_ports_match_the_app(tmp_path: Path) -> None:
+    container = _load("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
+    with TestClient(create_app(Settings(models_dir=tmp_path, poll_interval_seconds=0))) as client:
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            # An empty store is live but not ready: 200 or 503, never an unknown route.
+            assert client.get(container[probe]["httpGet"]["path"]).status_code in (200, 503)
+    assert container["ports"][0]["containerPort"] == 8000
+    assert "EXPOSE 8000" in (REPO / "Dockerfile").read_text()
+    mount = container["volumeMounts"][0]
+    assert mount["readOnly"] is True and {"name": "MODELS_DIR", "value": mount["mountPath"]} in container["env"]
