@@ -1,13 +1,15 @@
-"""Serving benchmark: /predict against a naive model.predict endpoint and an upload-only ceiling.
+"""Serving benchmark: /predict against a naive model.predict endpoint, an upload-only ceiling,
+and the standard protocols (v2 binary UINT8 tensor, v1 TF Serving b64 image).
 
 Starts one uvicorn server on 127.0.0.1 (the service plus bench/baseline_app.py's two
 reference endpoints), then drives each endpoint with wrk (Debian package `wrk`; a C
 load generator with one thread, which leaves the server most of the CPU) at
-concurrency 1, 8 and 32 with a 32x32 PNG, and prints requests per second, p50/p95/p99
-latency and the ratios.
+concurrency 1, 8 and 32 with one 32x32 image per request, and prints requests per
+second, p50/p95/p99 latency and the ratios.
 
     python bench/serve_throughput.py [--model model_1] [--seconds 10]
     python bench/serve_throughput.py --endpoints predict,ceiling   # quicker, for tuning
+    python bench/serve_throughput.py --endpoints predict,v2_binary,v1_b64 --concurrency 32
 
 Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...).
 """
@@ -15,18 +17,47 @@ Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-ENDPOINTS = {"predict": "/predict?model={model}", "naive": "/bench/naive", "ceiling": "/bench/upload"}
+ENDPOINTS = {
+    "predict": "/predict?model={model}",
+    "naive": "/bench/naive",
+    "ceiling": "/bench/upload",
+    "v2_binary": "/v2/models/{model}/infer",
+    "v1_b64": "/v1/models/{model}:predict",
+}
+BOUNDARY = "----benchboundary7d3b"
+
+
+def request_body(endpoint: str, png: bytes) -> tuple[bytes, str, tuple[str, str] | None]:
+    """(body, content type, extra header) for one image sent to `endpoint`."""
+    if endpoint == "v2_binary":
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.uint8)
+        tensor = {"name": "images", "datatype": "UINT8", "shape": [1, *pixels.shape]}
+        header = json.dumps({"inputs": [tensor | {"parameters": {"binary_data_size": pixels.size}}]}).encode()
+        return header + pixels.tobytes(), "", ("Inference-Header-Content-Length", str(len(header)))
+    if endpoint == "v1_b64":
+        body = json.dumps({"instances": [{"b64": base64.b64encode(png).decode()}]}).encode()
+        return body, "application/json", None
+    part = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    return part + png + f"\r\n--{BOUNDARY}--\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}", None
 
 
 def main() -> int:
@@ -73,9 +104,10 @@ def main() -> int:
         results = {}
         for name, path in endpoints.items():
             url = base + path.format(model=args.model)
-            _run_wrk(url, image, 1, 3)  # Warm-up.
+            request = request_body(name, image.read_bytes())
+            _run_wrk(url, request, 1, 3)  # Warm-up.
             for concurrency in [int(c) for c in args.concurrency.split(",")]:
-                results[(name, concurrency)] = _run_wrk(url, image, concurrency, args.seconds)
+                results[(name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
                 r = results[(name, concurrency)]
                 print(
                     f"{name:8} c={concurrency:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
@@ -93,6 +125,9 @@ def main() -> int:
             line += f" vs naive {ours / results[('naive', concurrency)]['rps']:5.1f}x  "
         if ours and ("ceiling", concurrency) in results:
             line += f" vs ceiling {ours / results[('ceiling', concurrency)]['rps']:6.1%}"
+        for protocol in ("v2_binary", "v1_b64"):
+            if ours and (protocol, concurrency) in results:
+                line += f"  {protocol} {results[(protocol, concurrency)]['rps'] / ours:5.2f}x of /predict"
         print(line)
     return 0
 
@@ -109,8 +144,26 @@ def _wait_ready(base: str) -> None:
     raise SystemExit("server did not become ready")
 
 
-def _run_wrk(url: str, image: Path, concurrency: int, seconds: int) -> dict:
-    output = subprocess.run(
+def _run_wrk(url: str, request: tuple[bytes, str, tuple[str, str] | None], concurrency: int, seconds: int) -> dict:
+    body, content_type, header = request
+    with tempfile.NamedTemporaryFile(suffix=".body") as handle:
+        handle.write(body)
+        handle.flush()
+        environment = {
+            **os.environ,
+            "BENCH_BODY": handle.name,
+            "BENCH_CONTENT_TYPE": content_type,
+            "BENCH_HEADER_NAME": header[0] if header else "",
+            "BENCH_HEADER_VALUE": header[1] if header else "",
+        }
+        output = _wrk(url, concurrency, seconds, environment)
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    result: dict = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
+def _wrk(url: str, concurrency: int, seconds: int, environment: dict[str, str]) -> str:
+    return subprocess.run(
         [
             "wrk",
             "-t1",
@@ -119,16 +172,14 @@ def _run_wrk(url: str, image: Path, concurrency: int, seconds: int) -> dict:
             "--timeout",
             "10s",
             "-s",
-            str(REPO / "bench" / "multipart.lua"),
+            str(REPO / "bench" / "request.lua"),
             url,
         ],
-        env={**os.environ, "BENCH_IMAGE": str(image)},
+        env=environment,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
-    return json.loads(line.removeprefix("RESULT "))
 
 
 if __name__ == "__main__":
