@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.experiments import analyse
 from app.registry import ModelRegistry
 from training.core.artifacts import Artifact
 
 
 def compare_models(registry: ModelRegistry, names: list[str]) -> dict[str, Any]:
-    """Numbers for the served version of each named model; raises ModelNotFound / ModelNotReady."""
-    rows = [_row(registry.get(name).artifact) for name in dict.fromkeys(names)]
-    return {"models": rows, "summary": describe(rows)}
+    """Numbers for the served version of each named model, and statistics over their repeated runs;
+    raises ModelNotFound / ModelNotReady."""
+    unique = list(dict.fromkeys(names))
+    rows = [_row(registry.get(name).artifact) for name in unique]
+    statistics = analyse({name: registry.runs(name) for name in unique}, unique)
+    return {"models": rows, "summary": describe(rows), "statistics": statistics}
 
 
 def _row(artifact: Artifact) -> dict[str, Any]:

@@ -115,6 +115,7 @@ class ModelRegistry:
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
         self._states: dict[str, dict[int, VersionState]] = {}
         self._serving: dict[str, Serving] = {}
+        self._runs: dict[str, dict[str, list[artifacts.RunRecord]]] = {}  # Repeated runs, for the statistics.
         # One thread runs every forward pass and load: TensorFlow parallelises inside each op.
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.ready = asyncio.Event()
@@ -128,6 +129,10 @@ class ModelRegistry:
 
     def serving(self, name: str) -> Serving:
         return self._serving.get(name, Serving())
+
+    def runs(self, name: str) -> dict[str, list[artifacts.RunRecord]]:
+        """The model's recorded run groups (`python -m training repeat`), group -> runs by seed."""
+        return {group: list(records) for group, records in self._runs.get(name, {}).items()}
 
     def available_versions(self, name: str) -> list[int]:
         return sorted(version for (model, version) in self._loaded if model == name)
@@ -204,6 +209,27 @@ class ModelRegistry:
                         version, LoadState.UNLOADED, error=f"not in the serving policy ({policy.load})"
                     )
             self._serving[name] = self._decide(name, policy, policy_error)
+            self._runs[name] = self._read_runs(name)
+        for name in set(self._runs) - set(on_disk):
+            del self._runs[name]
+
+    def _read_runs(self, name: str) -> dict[str, list[artifacts.RunRecord]]:
+        """Recorded runs, read once each: runs are never rewritten. An unreadable one is skipped and logged."""
+        known = {
+            (record.group, record.seed): record for records in self._runs.get(name, {}).values() for record in records
+        }
+        groups: dict[str, list[artifacts.RunRecord]] = {}
+        for group, seeds in artifacts.list_runs(self.settings.models_dir, name).items():
+            for seed in seeds:
+                record = known.get((group, seed))
+                if record is None:
+                    try:
+                        record = artifacts.load_run(self.settings.models_dir, name, group, seed)
+                    except artifacts.InvalidArtifact as error:
+                        logger.warning("run %s/%s/%s is unreadable: %s", name, group, seed, error)
+                        continue
+                groups.setdefault(group, []).append(record)
+        return groups
 
     def _read_policy(self, name: str) -> tuple[artifacts.ServingPolicy, str | None]:
         try:

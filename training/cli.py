@@ -34,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("source", type=Path, help="the version folder to calibrate, e.g. models/model_1/3")
     calibrate.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
     calibrate.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
+    repeat = commands.add_parser(
+        "repeat", help="train a recipe with several seeds, each recorded under models/<name>/runs/epochs-<E>/<seed>/"
+    )
+    repeat.add_argument("architecture", choices=sorted(ARCHITECTURES))
+    repeat.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1; recorded ones are skipped")
+    repeat.add_argument("--epochs", type=int, help="override the recipe's epoch count (a separate group)")
+    repeat.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
+    repeat.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     policy_cli.add_parser(commands)
     commands.add_parser("list", help="list the architectures and their recipes")
     export = commands.add_parser(
@@ -61,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return _calibrate(args.source, args.models_dir, args.data)
     if args.command == "serve-policy":
         return _serve_policy(args)
+    if args.command == "repeat":
+        return _repeat(args)
     if args.command == "export":
         return _export(args.models_dir, args.name, args.version)
     for flag in ("epochs", "batch_size", "limit"):
@@ -91,6 +101,23 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: no version was published; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"published {published}")
+    return 0
+
+
+def _repeat(args: argparse.Namespace) -> int:
+    from training.repeat import repeat
+
+    if args.seeds < 1 or (args.epochs is not None and args.epochs < 1):
+        print("error: --seeds and --epochs must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        repeat(args.architecture, args.seeds, args.epochs, args.models_dir, args.data)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

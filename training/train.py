@@ -38,6 +38,7 @@ class TrainOptions:
     seed: int = 0
     limit: int | None = None  # Train on the first N training images only.
     calibration_holdout: int | None = None  # None: the recipe's.
+    run_group: str | None = None  # Record the run in models/<name>/runs/<group>/<seed>/ instead of publishing.
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, a line per epoch otherwise.
 
 
@@ -60,13 +61,16 @@ def train(options: TrainOptions) -> Path:
         optimizer=make_optimizer(recipe, training_data.steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
+        steps_per_execution=recipe.steps_per_execution,
     )
     run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train))
     backup = checkpoints.prepare(options.models_dir, architecture.name, run)
     _fit(model, recipe, training_data, dataset, backup, options.verbose)
-    published = _publish(
-        model, architecture, run, ran_on, checkpoints.read_history(backup), dataset, options.models_dir
-    )
+    history = checkpoints.read_history(backup)
+    if options.run_group:
+        published = _record_run(model, architecture, run, ran_on, history, dataset, options)
+    else:
+        published = _publish(model, architecture, run, ran_on, history, dataset, options.models_dir)
     checkpoints.discard(backup)
     return published
 
@@ -120,6 +124,25 @@ def _publish(
         plots=reports.plots(history, evaluation, dataset.class_names, architecture.name),
         extras=lambda staging: write_saved_model(serving, metadata, staging),
     )
+
+
+def _record_run(
+    model: keras.Model,
+    architecture: Architecture,
+    run: RunDescription,
+    ran_on: dict[str, str],
+    history: list[dict[str, int | float]],
+    dataset: Cifar10,
+    options: TrainOptions,
+) -> Path:
+    """Evaluate -> report -> record one seed of a run group (metrics and summary, no weights)."""
+    recipe = architecture.recipe
+    holdout = int(run.recipe["calibration_holdout"])
+    evaluation = evaluate(model, recipe.scaling, recipe.test_time_augmentation, dataset, holdout, run.seed)
+    metrics = reports.build_metrics(run, ran_on, history, evaluation, architecture.reference)
+    summary = reports.layer_summary(_without_optimizer(model, architecture))
+    group = options.run_group or ""
+    return artifacts.save_run(options.models_dir, architecture.name, group, run.seed, summary, metrics)
 
 
 def without_calibration_split(dataset: Cifar10, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

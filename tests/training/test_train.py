@@ -17,6 +17,7 @@ from training.core import artifacts
 from training.core.forward import make_forward
 from training.core.preprocessing import TtaAverage
 from training.data import calibration_split, load_cifar10
+from training.optimizers import make_optimizer
 from training.pipeline import training_batches
 from training.train import TrainOptions, train, without_calibration_split
 
@@ -109,3 +110,25 @@ def test_calibrating_a_version_publishes_a_calibrated_copy(calibrated_store: Pat
 def test_a_version_trained_on_every_image_cannot_be_calibrated(tiny_store: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="every training image"):
         calibrate_version(tiny_store / "model_1" / "1", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["model_1", "model_2"])
+def test_steps_per_execution_changes_speed_not_math(name: str) -> None:
+    """The tutorial recipes run 50 steps per graph call; the weights must be those of one step per call,
+    bit for bit, dropout included, also when the epoch does not divide evenly (40 steps, 7 per call)."""
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (32 * 40, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 32 * 40)
+
+    def weights_after_two_epochs(steps_per_execution: int) -> list[np.ndarray]:
+        recipe = replace(get_architecture(name).recipe, steps_per_execution=steps_per_execution)
+        keras.utils.set_random_seed(0)
+        data = training_batches(images, labels, recipe, seed=0)
+        model = get_architecture(name).build()
+        optimizer = make_optimizer(recipe, data.steps_per_epoch)
+        model.compile(optimizer=optimizer, loss="categorical_crossentropy", steps_per_execution=steps_per_execution)
+        model.fit(data.batches, epochs=2, verbose=0, shuffle=False)
+        return list(model.get_weights())
+
+    reference = weights_after_two_epochs(1)
+    for steps in (7, get_architecture(name).recipe.steps_per_execution):
+        assert all(np.array_equal(a, b) for a, b in zip(reference, weights_after_two_epochs(steps), strict=True))

@@ -19,7 +19,10 @@ The three JSON files are typed pydantic models: writers build them, readers get
 fields, and `load_artifact` refuses a version whose files are missing or invalid.
 
 Beside the versions, `models/<name>/serving.json` (optional, `ServingPolicy`) says which
-versions the service loads, which one answers by default, and names versions by label.
+versions the service loads, which one answers by default, and names versions by label;
+`models/<name>/runs/<group>/<seed>/` holds repeated runs of one recipe (`RunRecord`:
+summary.json and metrics.json, no weights), the evidence behind the comparison's
+statistics.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, CALIBRATION_FILE)
 ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE, SUMMARY_FILE, METRICS_FILE, *PLOT_FILES)
 FORMAT_1_FILES = tuple(name for name in ARTIFACT_FILES if name != CALIBRATION_FILE)
 POLICY_FILE = "serving.json"
+RUNS_DIR = "runs"
 SAVED_MODEL_FILE = "saved_model.pb"  # With variables/: the portable SavedModel (training/export.py), optional.
 STAGING_PREFIX = ".tmp-"
 CHECKPOINTS_DIR = ".checkpoints"
@@ -377,6 +381,53 @@ def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- writing --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One seed of a repeated run: what it measured, without the weights."""
+
+    group: str  # The recipe variant, e.g. "epochs-15".
+    seed: int
+    summary: Summary
+    metrics: Metrics
+
+
+def list_runs(models_dir: Path, name: str) -> dict[str, list[int]]:
+    """Run groups of a model and the seeds recorded in each."""
+    folder = models_dir / name / RUNS_DIR
+    if not is_valid_name(name) or not folder.is_dir():
+        return {}
+    groups = {}
+    for group in sorted(p for p in folder.iterdir() if p.is_dir() and is_valid_name(p.name)):
+        seeds = sorted(int(p.name) for p in group.iterdir() if p.name.isdigit() and p.is_dir())
+        if seeds:
+            groups[group.name] = seeds
+    return groups
+
+
+def load_run(models_dir: Path, name: str, group: str, seed: int) -> RunRecord:
+    folder = models_dir / name / RUNS_DIR / group / str(seed)
+    return RunRecord(group, seed, _read(folder, SUMMARY_FILE, Summary), _read(folder, METRICS_FILE, Metrics))
+
+
+def save_run(models_dir: Path, name: str, group: str, seed: int, summary: Summary, metrics: Metrics) -> Path:
+    """Record one seed of a run group atomically (staging folder, then one rename)."""
+    if not (is_valid_name(name) and is_valid_name(group)):
+        raise ValueError(f"invalid model or group name {name!r} / {group!r}")
+    folder = models_dir / name / RUNS_DIR / group
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / str(seed)
+    staging = folder / f"{STAGING_PREFIX}{os.getpid()}-{seed}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        _write(staging, SUMMARY_FILE, summary)
+        _write(staging, METRICS_FILE, metrics)
+        os.rename(staging, target)  # Fails if that seed is already recorded: runs are never overwritten.
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 class SavableModel(Protocol):

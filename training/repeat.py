@@ -1,0 +1,42 @@
+"""Repeated runs of one recipe with different seeds: the spread behind any comparison.
+
+`python -m training repeat model_2 --seeds 5 [--epochs 15]` trains seeds 0..4 and records
+each as `models/<name>/runs/epochs-<E>/<seed>/` (metrics and layer summary, no weights).
+Seeds already recorded are skipped, so asking for more seeds later only trains the new
+ones, and an interrupted seed resumes from its per-epoch backup like any training run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from training.architectures import get_architecture
+from training.core import artifacts
+from training.train import TrainOptions, train
+
+
+def group_name(epochs: int) -> str:
+    return f"epochs-{epochs}"
+
+
+def repeat(name: str, seeds: int, epochs: int | None, models_dir: Path, data: Path | None) -> list[float]:
+    """Train the missing seeds of the group; returns every recorded seed's test accuracy."""
+    epochs = epochs or get_architecture(name).recipe.epochs
+    group = group_name(epochs)
+    recorded = set(artifacts.list_runs(models_dir, name).get(group, []))
+    for seed in range(seeds):
+        if seed in recorded:
+            print(f"{name} {group} seed {seed}: already recorded", flush=True)
+            continue
+        print(f"{name} {group} seed {seed}: training", flush=True)
+        options = TrainOptions(name, models_dir=models_dir, data=data, epochs=epochs, seed=seed, run_group=group)
+        train(options)
+    accuracies = [
+        artifacts.load_run(models_dir, name, group, seed).metrics.test_accuracy
+        for seed in artifacts.list_runs(models_dir, name)[group]
+    ]
+    spread = np.std(accuracies, ddof=1) if len(accuracies) > 1 else 0.0
+    print(f"{name} {group}: {len(accuracies)} seeds, test accuracy {np.mean(accuracies):.2%} +- {spread:.2%} (sd)")
+    return accuracies
