@@ -128,7 +128,25 @@ def test_comparison_answers_the_tutorial_question(page) -> None:
     summary = page.inner_text("#compare-summary")
     assert "model_2 has 252,378 parameters, 39% more than model_1's 181,162" in summary
     assert page.locator("#chart-accuracy polyline").count() == 2
+    # The committed repeated runs: statistics, bands over seeds and the generated conclusion.
+    page.wait_for_selector("#statistics:not([hidden])")
+    assert "training length" in page.inner_text("#statistics-conclusion")
+    assert page.locator("#statistics-table tr").count() >= 4  # Header + model_1 and model_2's budgets.
+    assert page.locator("#chart-bands polygon").count() == page.locator("#statistics-table tr").count() - 1
     page.locator("#compare").screenshot(path=str(SCREENSHOTS / "comparison.png"))
+
+
+def test_model_card_shows_robustness_calibration_and_held_back_versions(page) -> None:
+    card = page.locator('.card[data-model="model_1"]')
+    card.locator("dd").first.wait_for()
+    text = card.inner_text()
+    assert "Held back: v3" in text and "promotion gate" in text
+    default_card = page.locator('.card[data-model="model_2"]')
+    default_card.locator("dd").first.wait_for()
+    assert "JPEG q75" in default_card.inner_text() and "ECE" in default_card.inner_text()
+    default_card.locator("summary", has_text="Reliability diagram").click()
+    page.wait_for_function("document.querySelector('.card[data-model=\"model_2\"] img.reliability').naturalWidth > 0")
+    default_card.screenshot(path=str(SCREENSHOTS / "model-card-calibration.png"))
 
 
 def test_phone_sized_screen(browser, base_url: str) -> None:

@@ -251,6 +251,7 @@ async function compare() {
     compareTable(result.models);
     lineChart($("#chart-accuracy"), result.models, "val_accuracy", (v) => percent(v, 0));
     lineChart($("#chart-loss"), result.models, "loss", (v) => v.toFixed(2));
+    showStatistics(result.statistics);
   } catch (error) {
     summary.textContent = error.message;
   }
@@ -274,6 +275,64 @@ function compareTable(rows) {
   for (const [label, value] of fields) {
     table.append(element("tr", {}, element("th", { text: label }), ...rows.map((r) => element("td", { text: String(value(r)) }))));
   }
+}
+
+// Repeated runs: per model and budget, the spread over seeds and where the tutorial's figure falls.
+function showStatistics(statistics) {
+  const section = $("#statistics");
+  section.hidden = !statistics;
+  if (!statistics) return;
+  $("#statistics-conclusion").textContent = statistics.conclusion;
+  const table = $("#statistics-table");
+  const headers = ["Model", "Epochs", "Seeds", "Mean", "SD (points)", "95% CI", "Tutorial's run"];
+  table.replaceChildren(element("tr", {}, ...headers.map((h) => element("th", { text: h }))));
+  const groups = [];
+  for (const [name, byGroup] of Object.entries(statistics.models)) {
+    for (const group of Object.values(byGroup)) {
+      groups.push({ name, ...group });
+      const tutorial = group.tutorial && group.tutorial.epochs === group.epochs
+        ? `${percent(group.tutorial.test_accuracy, 2)} (${group.tutorial.position_vs_ci95} the CI)` : "–";
+      const interval = group.ci95 ? `${percent(group.ci95[0], 2)} – ${percent(group.ci95[1], 2)}` : "–";
+      table.append(element("tr", {}, ...[name, group.epochs, group.n, percent(group.mean, 2),
+        (group.sd * 100).toFixed(2), interval, tutorial].map((v) => element("td", { text: String(v) }))));
+    }
+  }
+  bandChart($("#chart-bands"), groups);
+}
+
+function bandChart(svg, groups) {
+  const width = 420, height = 240, left = 44, right = 120, top = 10, bottom = 28;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.replaceChildren();
+  const points = groups.flatMap((g) => g.curve);
+  if (!points.length) return;
+  const maxEpoch = Math.max(...points.map((p) => p.epoch));
+  let low = Math.min(...points.map((p) => p.mean - p.sd)), high = Math.max(...points.map((p) => p.mean + p.sd));
+  if (high === low) { high += 0.05; low -= 0.05; }
+  const x = (epoch) => left + ((epoch - 1) / Math.max(maxEpoch - 1, 1)) * (width - left - right);
+  const y = (value) => top + (1 - (value - low) / (high - low)) * (height - top - bottom);
+  const ns = "http://www.w3.org/2000/svg";
+  const add = (tag, attributes, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+  };
+  for (const value of [low, (low + high) / 2, high]) {
+    add("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), stroke: "#e3e6ee" });
+    add("text", { x: 4, y: y(value) + 4 }, percent(value, 0));
+  }
+  add("text", { x: left, y: height - 8 }, "epoch 1");
+  add("text", { x: width - right - 40, y: height - 8 }, `epoch ${maxEpoch}`);
+  groups.forEach((group, index) => {
+    const color = COLORS[index % COLORS.length];
+    const upper = group.curve.map((p) => `${x(p.epoch)},${y(p.mean + p.sd)}`);
+    const lower = group.curve.map((p) => `${x(p.epoch)},${y(p.mean - p.sd)}`).reverse();
+    add("polygon", { points: [...upper, ...lower].join(" "), fill: color, "fill-opacity": 0.18, stroke: "none" });
+    add("polyline", { points: group.curve.map((p) => `${x(p.epoch)},${y(p.mean)}`).join(" "), fill: "none", stroke: color, "stroke-width": 2 });
+    const last = group.curve[group.curve.length - 1];
+    add("text", { x: x(last.epoch) + 6, y: y(last.mean) + 4, style: `fill:${color}` }, `${group.name} (${group.epochs} ep.)`);
+  });
 }
 
 // Overlaid per-epoch curves as SVG (no chart library needed).
