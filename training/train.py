@@ -19,8 +19,9 @@ from training import checkpoints, reports
 from training.architectures import Architecture, get_architecture
 from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
 from training.core import artifacts
+from training.core.artifacts import Metrics, Summary
 from training.data import Cifar10, calibration_split, load_cifar10
-from training.evaluation import evaluate
+from training.evaluation import Evaluation, evaluate
 from training.export import write_saved_model
 from training.optimizers import make_optimizer
 from training.pipeline import TrainingData, evaluation_batches, training_batches
@@ -66,11 +67,11 @@ def train(options: TrainOptions) -> Path:
     run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train))
     backup = checkpoints.prepare(options.models_dir, architecture.name, run)
     _fit(model, recipe, training_data, dataset, backup, options.verbose)
-    history = checkpoints.read_history(backup)
+    finished = FinishedRun(model, architecture, run, ran_on, checkpoints.read_history(backup), dataset)
     if options.run_group:
-        published = _record_run(model, architecture, run, ran_on, history, dataset, options)
+        published = _record_run(finished, options.models_dir, options.run_group)
     else:
-        published = _publish(model, architecture, run, ran_on, history, dataset, options.models_dir)
+        published = _publish(finished, options.models_dir)
     checkpoints.discard(backup)
     return published
 
@@ -99,50 +100,50 @@ def _fit(
         )
 
 
-def _publish(
-    model: keras.Model,
-    architecture: Architecture,
-    run: RunDescription,
-    ran_on: dict[str, str],
-    history: list[dict[str, int | float]],
-    dataset: Cifar10,
-    models_dir: Path,
-) -> Path:
-    """Evaluate -> report -> write."""
-    recipe = architecture.recipe  # Overrides never change scaling or TTA.
-    holdout = int(run.recipe["calibration_holdout"])
-    evaluation = evaluate(model, recipe.scaling, recipe.test_time_augmentation, dataset, holdout, run.seed)
-    serving = _without_optimizer(model, architecture)
-    summary = reports.layer_summary(serving)
-    metadata = reports.build_metadata(run, architecture.description, dataset.class_names, summary, evaluation)
+@dataclass(frozen=True)
+class FinishedRun:
+    """What a run that finished `fit` hands to evaluation and reporting."""
+
+    model: keras.Model
+    architecture: Architecture
+    run: RunDescription
+    ran_on: dict[str, str]
+    history: list[dict[str, int | float]]
+    dataset: Cifar10
+
+    def evaluate(self) -> tuple[Evaluation, keras.Model, Summary, Metrics]:
+        """Evaluate -> report: the evaluation, the optimizer-free model, its layer table and the metrics."""
+        recipe = self.architecture.recipe  # Overrides never change scaling or TTA.
+        holdout = int(self.run.recipe["calibration_holdout"])
+        evaluation = evaluate(
+            self.model, recipe.scaling, recipe.test_time_augmentation, self.dataset, holdout, self.run.seed
+        )
+        serving = _without_optimizer(self.model, self.architecture)
+        metrics = reports.build_metrics(self.run, self.ran_on, self.history, evaluation, self.architecture.reference)
+        return evaluation, serving, reports.layer_summary(serving), metrics
+
+
+def _publish(finished: FinishedRun, models_dir: Path) -> Path:
+    """Evaluate -> report -> write a new version (with its SavedModel)."""
+    evaluation, serving, summary, metrics = finished.evaluate()
+    architecture, dataset = finished.architecture, finished.dataset
+    metadata = reports.build_metadata(finished.run, architecture.description, dataset.class_names, summary, evaluation)
     return artifacts.save_version(
         models_dir,
         serving,
         metadata=metadata,
         summary=summary,
-        metrics=reports.build_metrics(run, ran_on, history, evaluation, architecture.reference),
-        plots=reports.plots(history, evaluation, dataset.class_names, architecture.name),
+        metrics=metrics,
+        plots=reports.plots(finished.history, evaluation, dataset.class_names, architecture.name),
         extras=lambda staging: write_saved_model(serving, metadata, staging),
     )
 
 
-def _record_run(
-    model: keras.Model,
-    architecture: Architecture,
-    run: RunDescription,
-    ran_on: dict[str, str],
-    history: list[dict[str, int | float]],
-    dataset: Cifar10,
-    options: TrainOptions,
-) -> Path:
+def _record_run(finished: FinishedRun, models_dir: Path, group: str) -> Path:
     """Evaluate -> report -> record one seed of a run group (metrics and summary, no weights)."""
-    recipe = architecture.recipe
-    holdout = int(run.recipe["calibration_holdout"])
-    evaluation = evaluate(model, recipe.scaling, recipe.test_time_augmentation, dataset, holdout, run.seed)
-    metrics = reports.build_metrics(run, ran_on, history, evaluation, architecture.reference)
-    summary = reports.layer_summary(_without_optimizer(model, architecture))
-    group = options.run_group or ""
-    return artifacts.save_run(options.models_dir, architecture.name, group, run.seed, summary, metrics)
+    _, _, summary, metrics = finished.evaluate()
+    name, seed = finished.architecture.name, finished.run.seed
+    return artifacts.save_run(models_dir, name, group, seed, summary, metrics)
 
 
 def without_calibration_split(dataset: Cifar10, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -301,29 +301,11 @@ function showStatistics(statistics) {
 }
 
 function bandChart(svg, groups) {
-  const width = 420, height = 240, left = 44, right = 120, top = 10, bottom = 28;
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.replaceChildren();
   const points = groups.flatMap((g) => g.curve);
-  if (!points.length) return;
-  const maxEpoch = Math.max(...points.map((p) => p.epoch));
-  let low = Math.min(...points.map((p) => p.mean - p.sd)), high = Math.max(...points.map((p) => p.mean + p.sd));
-  if (high === low) { high += 0.05; low -= 0.05; }
-  const x = (epoch) => left + ((epoch - 1) / Math.max(maxEpoch - 1, 1)) * (width - left - right);
-  const y = (value) => top + (1 - (value - low) / (high - low)) * (height - top - bottom);
-  const ns = "http://www.w3.org/2000/svg";
-  const add = (tag, attributes, text) => {
-    const node = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
-    svg.append(node);
-  };
-  for (const value of [low, (low + high) / 2, high]) {
-    add("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), stroke: "#e3e6ee" });
-    add("text", { x: 4, y: y(value) + 4 }, percent(value, 0));
-  }
-  add("text", { x: left, y: height - 8 }, "epoch 1");
-  add("text", { x: width - right - 40, y: height - 8 }, `epoch ${maxEpoch}`);
+  const chart = chartFrame(svg, points.map((p) => p.epoch), points.flatMap((p) => [p.mean - p.sd, p.mean + p.sd]),
+    (v) => percent(v, 0), 120);
+  if (!chart) return;
+  const { x, y, add } = chart;
   groups.forEach((group, index) => {
     const color = COLORS[index % COLORS.length];
     const upper = group.curve.map((p) => `${x(p.epoch)},${y(p.mean + p.sd)}`);
@@ -335,16 +317,14 @@ function bandChart(svg, groups) {
   });
 }
 
-// Overlaid per-epoch curves as SVG (no chart library needed).
-function lineChart(svg, rows, key, format) {
-  const width = 420, height = 240, left = 44, right = 90, top = 10, bottom = 28;
+// An SVG chart's axes (no chart library needed): returns scales and a node helper, or null without data.
+function chartFrame(svg, epochs, values, format, right = 90) {
+  const width = 420, height = 240, left = 44, top = 10, bottom = 28;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.replaceChildren();
-  const series = rows.map((r) => r.history.filter((h) => h[key] != null).map((h) => [h.epoch, h[key]]));
-  const points = series.flat();
-  if (!points.length) return;
-  const maxEpoch = Math.max(...points.map((p) => p[0]));
-  let low = Math.min(...points.map((p) => p[1])), high = Math.max(...points.map((p) => p[1]));
+  if (!epochs.length) return null;
+  const maxEpoch = Math.max(...epochs);
+  let low = Math.min(...values), high = Math.max(...values);
   if (high === low) { high += 0.5; low -= 0.5; }
   const x = (epoch) => left + ((epoch - 1) / Math.max(maxEpoch - 1, 1)) * (width - left - right);
   const y = (value) => top + (1 - (value - low) / (high - low)) * (height - top - bottom);
@@ -361,6 +341,16 @@ function lineChart(svg, rows, key, format) {
   }
   add("text", { x: left, y: height - 8 }, "epoch 1");
   add("text", { x: width - right - 40, y: height - 8 }, `epoch ${maxEpoch}`);
+  return { x, y, add };
+}
+
+// Overlaid per-epoch curves, one per model.
+function lineChart(svg, rows, key, format) {
+  const series = rows.map((r) => r.history.filter((h) => h[key] != null).map((h) => [h.epoch, h[key]]));
+  const points = series.flat();
+  const chart = chartFrame(svg, points.map((p) => p[0]), points.map((p) => p[1]), format);
+  if (!chart) return;
+  const { x, y, add } = chart;
   series.forEach((line, index) => {
     const color = COLORS[index % COLORS.length];
     add("polyline", { points: line.map(([e, v]) => `${x(e)},${y(v)}`).join(" "), fill: "none", stroke: color, "stroke-width": 2 });
