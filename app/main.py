@@ -24,6 +24,7 @@ from app.config import Settings, get_settings
 from app.errors import register_error_handlers
 from app.registry import ModelRegistry
 from app.routers import health, models, open_inference, predict, tf_serving
+from app.security import SecurityHeaders
 from app.uploads import BodySizeLimit
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).instrument(app).expose(app, include_in_schema=False)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -21,8 +21,9 @@ import asyncio
 import gc
 import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 
 from app.batching import MicroBatcher
 from app.config import Settings
@@ -84,6 +85,7 @@ class VersionState:
     state: LoadState
     error: str | None = None
     metadata: artifacts.Metadata | None = None
+    files: tuple[tuple[str, int, int], ...] = ()  # A failed version is retried when these change.
 
 
 @dataclass(frozen=True)
@@ -187,8 +189,14 @@ class ModelRegistry:
     async def refresh(self) -> None:
         """Load versions the policy wants that appeared, unload the rest, then choose each default."""
         models_dir = self.settings.models_dir
-        on_disk = {name: artifacts.list_versions(models_dir, name) for name in artifacts.list_models(models_dir)}
+        on_disk, unreadable = artifacts.scan(models_dir)
+        for name, problem in unreadable.items():  # Keep serving what is loaded; say why nothing changes.
+            logger.warning("model store: %s", problem)
+            if name in self._serving:
+                self._serving[name] = replace(self._serving[name], note=problem)
         for name in list(self._states):
+            if name in unreadable:
+                continue
             for version in list(self._states[name]):
                 if version not in on_disk.get(name, []):
                     await self._unload(name, version)
@@ -201,7 +209,7 @@ class ModelRegistry:
             wanted = policy.wanted(versions)
             states = self._states.setdefault(name, {})
             for version in versions:
-                if version in wanted and (version not in states or states[version].state is LoadState.UNLOADED):
+                if version in wanted and self._needs_load(states.get(version), models_dir / name / str(version)):
                     await self._load(name, version, states)
                 elif version not in wanted:
                     await self._unload(name, version)
@@ -210,7 +218,7 @@ class ModelRegistry:
                     )
             self._serving[name] = self._decide(name, policy, policy_error)
             self._runs[name] = self._read_runs(name)
-        for name in set(self._runs) - set(on_disk):
+        for name in set(self._runs) - set(on_disk) - set(unreadable):
             del self._runs[name]
 
     def _read_runs(self, name: str) -> dict[str, list[artifacts.RunRecord]]:
@@ -231,6 +239,13 @@ class ModelRegistry:
                 groups.setdefault(group, []).append(record)
         return groups
 
+    @staticmethod
+    def _needs_load(state: VersionState | None, folder: Path) -> bool:
+        """New, unloaded by the policy before, or failed with files that changed since (a copy completed)."""
+        if state is None or state.state is LoadState.UNLOADED:
+            return True
+        return state.state is LoadState.FAILED and artifacts.signature(folder) != state.files
+
     def _read_policy(self, name: str) -> tuple[artifacts.ServingPolicy, str | None]:
         try:
             return artifacts.load_policy(self.settings.models_dir, name) or artifacts.ServingPolicy(), None
@@ -247,13 +262,16 @@ class ModelRegistry:
 
     async def _load(self, name: str, version: int, states: dict[int, VersionState]) -> None:
         states[version] = VersionState(version, LoadState.LOADING)
-        folder = artifacts.version_dir(self.settings.models_dir, name, version)
+        folder = self.settings.models_dir / name / str(version)
+        files = artifacts.signature(folder)
         loop = asyncio.get_running_loop()
         try:
             servable = await loop.run_in_executor(self.executor, self._loader, folder)
         except Exception as error:  # A broken artifact must never take the service down.
             logger.warning("model %s version %s failed to load: %s", name, version, error)
-            states[version] = VersionState(version, LoadState.FAILED, error=f"{type(error).__name__}: {error}")
+            # Paths relative to the store: the server's directory layout is nobody else's business.
+            message = f"{type(error).__name__}: {error}".replace(f"{self.settings.models_dir}/", "")
+            states[version] = VersionState(version, LoadState.FAILED, error=message, files=files)
             return
         batcher = MicroBatcher(
             servable.predict, self.executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms

@@ -313,7 +313,7 @@ function bandChart(svg, groups) {
     add("polygon", { points: [...upper, ...lower].join(" "), fill: color, "fill-opacity": 0.18, stroke: "none" });
     add("polyline", { points: group.curve.map((p) => `${x(p.epoch)},${y(p.mean)}`).join(" "), fill: "none", stroke: color, "stroke-width": 2 });
     const last = group.curve[group.curve.length - 1];
-    add("text", { x: x(last.epoch) + 6, y: y(last.mean) + 4, style: `fill:${color}` }, `${group.name} (${group.epochs} ep.)`);
+    add("text", { x: x(last.epoch) + 6, y: y(last.mean) + 4, fill: color }, `${group.name} (${group.epochs} ep.)`);
   });
 }
 
@@ -355,7 +355,7 @@ function lineChart(svg, rows, key, format) {
     const color = COLORS[index % COLORS.length];
     add("polyline", { points: line.map(([e, v]) => `${x(e)},${y(v)}`).join(" "), fill: "none", stroke: color, "stroke-width": 2 });
     const [lastEpoch, lastValue] = line[line.length - 1];
-    add("text", { x: x(lastEpoch) + 6, y: y(lastValue) + 4, fill: color, style: `fill:${color}` }, rows[index].name);
+    add("text", { x: x(lastEpoch) + 6, y: y(lastValue) + 4, fill: color }, rows[index].name);
   });
 }
 

@@ -319,3 +319,51 @@ def test_a_pinned_version_that_is_gone_falls_back_to_the_gate_with_a_note(store:
         assert "pinned version 1 is not available" in (registry.serving("m").note or "")
 
     in_loop(store, FakeLoader(), body)
+
+
+# ---- store faults ------------------------------------------------------------------------
+
+
+def test_a_failed_version_is_retried_once_its_files_change(store: Path) -> None:
+    loader = FakeLoader()
+    add(store, "good", 1)
+    loader.broken.add(add(store, "good", 2))  # As if still being copied in.
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.states("good")[2].state is LoadState.FAILED
+        await registry.refresh()
+        assert [folder.name for folder in loader.loads].count("2") == 1  # Unchanged files: not retried.
+        loader.broken.clear()
+        (store / "good" / "2" / "model.keras").write_bytes(b"complete now")
+        await registry.refresh()
+        assert registry.get("good").version == 2
+
+    in_loop(store, loader, body)
+
+
+def test_an_unreadable_model_folder_does_not_stop_the_others(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    add(store, "good", 1)
+    add(store, "fair", 1)
+    real = artifacts.list_versions
+
+    def unreadable_fair(models_dir: Path, name: str) -> list[int]:
+        if name == "fair" and unreadable:
+            raise PermissionError(13, "Permission denied")
+        return real(models_dir, name)
+
+    unreadable = False
+    monkeypatch.setattr(artifacts, "list_versions", unreadable_fair)
+
+    async def body(registry: ModelRegistry) -> None:
+        nonlocal unreadable
+        await registry.refresh()
+        unreadable = True
+        add(store, "good", 2)
+        await registry.refresh()
+        assert registry.get("good").version == 2  # The readable model still picks up new versions.
+        assert registry.get("fair").version == 1  # The unreadable one keeps serving what it had...
+        assert "Permission denied" in (registry.serving("fair").note or "")  # ...and says why.
+        assert str(store) not in (registry.serving("fair").note or "")
+
+    in_loop(store, FakeLoader(), body)

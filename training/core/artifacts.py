@@ -299,6 +299,33 @@ def list_versions(models_dir: Path, name: str) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and p.is_dir())
 
 
+def scan(models_dir: Path) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """(versions per readable model, why per unreadable model): one unreadable folder never hides the rest."""
+    versions: dict[str, list[int]] = {}
+    problems: dict[str, str] = {}
+    if not models_dir.is_dir():
+        return versions, problems
+    for folder in sorted(models_dir.iterdir()):
+        if not is_valid_name(folder.name):
+            continue
+        try:
+            found = list_versions(models_dir, folder.name)
+        except OSError as error:
+            problems[folder.name] = f"cannot read {folder.name}/: {error.strerror or error}"
+            continue
+        if found:
+            versions[folder.name] = found
+    return versions, problems
+
+
+def signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of a version's files: changes when its files do."""
+    try:
+        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()))
+    except OSError:
+        return ()
+
+
 def version_dir(models_dir: Path, name: str, version: int | None = None) -> Path:
     """The folder of `name` at `version` (newest when None); raises ArtifactNotFound."""
     versions = list_versions(models_dir, name)
