@@ -2,6 +2,7 @@
 
     python scripts/import_graph.py            # every module under app/ and training/
     python scripts/import_graph.py --check    # also fail if a layering rule is broken
+    python scripts/import_graph.py --root /tmp/old-checkout   # another checkout, e.g. before a change
 
 Reads the source with `ast` (nothing is imported or run), so it works without the
 dependencies installed; used to show the graph before and after a restructuring.
@@ -19,8 +20,8 @@ PACKAGES = ("app", "training")
 WEB_STACK = ("fastapi", "starlette", "uvicorn")
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -38,10 +39,10 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
-def graph() -> dict[str, tuple[set[str], set[str]]]:
+def graph(root: Path = ROOT) -> dict[str, tuple[set[str], set[str]]]:
     """module -> (project modules it imports, third-party top-level packages it imports)."""
-    files = sorted(path for package in PACKAGES for path in (ROOT / package).rglob("*.py"))
-    modules = {module_name(path): path for path in files}
+    files = sorted(path for package in PACKAGES for path in (root / package).rglob("*.py"))
+    modules = {module_name(path, root): path for path in files}
     result = {}
     for name, path in modules.items():
         imported = imports_of(path)
@@ -73,8 +74,9 @@ def _in_core(module: str) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="exit 1 if a layering rule is broken")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to read (default: this one)")
     args = parser.parse_args()
-    edges = graph()
+    edges = graph(args.root.resolve())
     for name, (internal, _) in edges.items():
         print(f"{name:32} -> {', '.join(sorted(internal)) or '-'}")
     problems = layering_problems(edges)
