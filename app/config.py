@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     default_model: str | None = Field(None, description="Model used when a request names none; else the most accurate.")
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above).")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest declared width x height (413 above).")
+    max_concurrent_decodes: int = Field(
+        2, gt=0, description="Uploads over 16 KB decoded at once; bounds the memory a burst of large images takes."
+    )
     max_batch_files: int = Field(32, gt=0, description="Most files in one POST /predict/batch.")
     max_infer_batch: int = Field(256, gt=0, description="Most images in one v1/v2 protocol request.")
     batch_max_size: int = Field(32, gt=0, description="Micro-batching: most images in one forward pass.")

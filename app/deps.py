@@ -8,6 +8,7 @@ from fastapi import Depends, Query, Request
 
 from app.config import Settings
 from app.registry import ModelRegistry
+from app.uploads import Decoder
 
 
 # async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
@@ -22,7 +23,13 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_decoder(request: Request) -> Decoder:
+    decoder: Decoder = request.app.state.decoder
+    return decoder
+
+
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+DecoderDep = Annotated[Decoder, Depends(get_decoder)]
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="Model version; default: the model's default (policy pin or promotion gate).")
 ]

@@ -25,7 +25,7 @@ from app.errors import register_error_handlers
 from app.registry import ModelRegistry
 from app.routers import health, models, open_inference, predict, tf_serving
 from app.security import SecurityHeaders
-from app.uploads import BodySizeLimit
+from app.uploads import BodySizeLimit, Decoder
 
 STATIC_DIR = Path(__file__).parent / "static"
 logger = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.decoder = Decoder(settings.max_image_pixels, settings.max_concurrent_decodes)
     register_error_handlers(app)
     app.include_router(predict.router)
     app.include_router(models.router)

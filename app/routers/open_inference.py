@@ -16,12 +16,11 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.config import Settings
-from app.decoding import decode_image
-from app.deps import RegistryDep, SettingsDep
+from app.deps import DecoderDep, RegistryDep, SettingsDep
 from app.errors import DOMAIN_ERRORS, ModelNotFound, protocol_error
 from app.protocols import open_inference as oip
 from app.registry import LoadedModel
+from app.uploads import Decoder
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
 HEADER_LENGTH = "inference-header-content-length"
@@ -96,7 +95,12 @@ async def read_model_ready(name: str, registry: RegistryDep, version: str | None
 @router.post("/models/{name}/infer", responses=ERRORS)
 @router.post("/models/{name}/versions/{version}/infer", responses=ERRORS)
 async def infer(
-    name: str, request: Request, registry: RegistryDep, settings: SettingsDep, version: str | None = None
+    name: str,
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    decoder: DecoderDep,
+    version: str | None = None,
 ) -> Response:
     """Classify UINT8 pixels or BYTES image files; JSON or binary tensors (Triton's extension).
 
@@ -108,7 +112,7 @@ async def infer(
         loaded = registry.get(name, _version(version))
         header_length = _header_length(request.headers.get(HEADER_LENGTH))
         parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
-        pixels = parsed.pixels if parsed.pixels is not None else await _decode_all(parsed.files or [], settings)
+        pixels = parsed.pixels if parsed.pixels is not None else await _decode_all(parsed.files or [], decoder)
         probabilities = await _classify(loaded, pixels)
         body, json_length = oip.response_body(parsed, probabilities, loaded.name, loaded.version)
         if json_length is None:
@@ -135,11 +139,9 @@ def _header_length(raw: str | None) -> int | None:
     return int(raw)
 
 
-async def _decode_all(files: list[bytes], settings: Settings) -> np.ndarray:
-    """Every file through the /predict decoder and its limits, off the event loop."""
-    loop = asyncio.get_running_loop()
-    images = [await loop.run_in_executor(None, decode_image, data, settings.max_image_pixels) for data in files]
-    return np.stack(images)
+async def _decode_all(files: list[bytes], decoder: Decoder) -> np.ndarray:
+    """Every file through the /predict decoder, its limits and its memory budget."""
+    return np.stack([await decoder.decode(data) for data in files])
 
 
 async def _classify(loaded: LoadedModel, pixels: np.ndarray) -> np.ndarray:

@@ -9,17 +9,16 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from app import metrics
-from app.decoding import ImageError, decode_image
-from app.deps import LabelQuery, RegistryDep, SettingsDep, VersionQuery
+from app.decoding import ImageError
+from app.deps import DecoderDep, LabelQuery, RegistryDep, SettingsDep, VersionQuery
 from app.errors import status_for
 from app.registry import LoadedModel
 from app.schemas import BatchItem, BatchPrediction, ClassProbability, ErrorResponse, Prediction
+from app.uploads import Decoder
 
 router = APIRouter(tags=["predict"])
-INLINE_DECODE_BYTES = 16 * 1024
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -38,7 +37,7 @@ TopKQuery = Annotated[int, Query(ge=1, le=10, description="How many of the most 
 @router.post("/predict", response_model=Prediction, responses=ERRORS)
 async def predict_image(
     registry: RegistryDep,
-    settings: SettingsDep,
+    decoder: DecoderDep,
     file: Annotated[UploadFile, File(description="An image: PNG, JPEG, GIF, BMP or WebP.")],
     model: ModelQuery = None,
     version: VersionQuery = None,
@@ -47,7 +46,7 @@ async def predict_image(
 ) -> Response:
     """Classify one image into one of the ten CIFAR-10 classes."""
     loaded = registry.get(model, version, label)
-    image = await _decode(await file.read(), settings.max_image_pixels)
+    image = await decoder.decode(await file.read())
     return _json(await _classify(loaded, image, top_k))
 
 
@@ -55,6 +54,7 @@ async def predict_image(
 async def predict_batch(
     registry: RegistryDep,
     settings: SettingsDep,
+    decoder: DecoderDep,
     files: Annotated[list[UploadFile], File(description="Several images; each gets its own result or error.")],
     model: ModelQuery = None,
     version: VersionQuery = None,
@@ -66,9 +66,7 @@ async def predict_batch(
         raise HTTPException(422, f"{len(files)} files sent; at most {settings.max_batch_files} per request")
     loaded = registry.get(model, version, label)
     # Submitted together, so the micro-batcher runs them as one forward pass; gather keeps the order.
-    results = await asyncio.gather(
-        *(_classify_upload(loaded, upload, settings.max_image_pixels, top_k) for upload in files)
-    )
+    results = await asyncio.gather(*(_classify_upload(loaded, upload, decoder, top_k) for upload in files))
     return _json(BatchPrediction(model=loaded.name, version=loaded.version, results=list(results)))
 
 
@@ -82,20 +80,12 @@ def _json(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-async def _classify_upload(loaded: LoadedModel, upload: UploadFile, max_pixels: int, top_k: int) -> BatchItem:
+async def _classify_upload(loaded: LoadedModel, upload: UploadFile, decoder: Decoder, top_k: int) -> BatchItem:
     try:
-        image = await _decode(await upload.read(), max_pixels)
+        image = await decoder.decode(await upload.read())
     except ImageError as error:
         return BatchItem(filename=upload.filename, error=str(error), status=status_for(error))
     return BatchItem(filename=upload.filename, prediction=await _classify(loaded, image, top_k))
-
-
-async def _decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """Small uploads (a CIFAR-sized PNG) decode in well under a millisecond: do it inline rather than
-    pay for a thread hop; larger ones go to the thread pool so they never stall the event loop."""
-    if len(data) <= INLINE_DECODE_BYTES:
-        return decode_image(data, max_pixels)
-    return await run_in_threadpool(decode_image, data, max_pixels)
 
 
 async def _classify(loaded: LoadedModel, image: np.ndarray, top_k: int) -> Prediction:

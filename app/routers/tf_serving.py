@@ -16,8 +16,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.decoding import decode_image
-from app.deps import RegistryDep, SettingsDep
+from app.deps import DecoderDep, RegistryDep, SettingsDep
 from app.errors import DOMAIN_ERRORS, ModelNotFound, protocol_error
 from app.protocols import tf_serving
 from app.protocols.open_inference import TensorError
@@ -89,6 +88,7 @@ async def predict(
     request: Request,
     registry: RegistryDep,
     settings: SettingsDep,
+    decoder: DecoderDep,
     version: str | None = None,
     label: str | None = None,
 ) -> Response:
@@ -101,13 +101,7 @@ async def predict(
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise TensorError(f"the request body is not valid JSON ({error})") from error
         images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
-        loop = asyncio.get_running_loop()
-        pixels = [
-            image
-            if isinstance(image, np.ndarray)
-            else await loop.run_in_executor(None, decode_image, image, settings.max_image_pixels)
-            for image in images
-        ]
+        pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
         rows = await asyncio.gather(*(loaded.batcher.predict(image) for image in pixels))
         return tf_serving.predict_response(np.stack(rows), row)
 
