@@ -18,6 +18,8 @@ SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 # Lanczos antialiases when shrinking, so a large photo is averaged rather than aliased.
 RESIZE_FILTER = Image.Resampling.LANCZOS
 BACKGROUND = (255, 255, 255)  # Transparent pixels are composited on white.
+# Unambiguous first bytes of supported formats (PNG, JPEG, GIF); WebP is RIFF....WEBP.
+SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 DRAFT_SIDE = 128  # JPEGs decode at the smallest DCT scale that keeps both sides at least this long.
 
 # Our own pixel limit (checked before decoding) decides; Pillow's bomb warning would only add noise.
@@ -71,10 +73,18 @@ def _open(data: bytes) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise ImageTooLarge(f"image refused before decoding: {error}") from error
     except UnidentifiedImageError as error:
+        if _has_signature(data):  # A supported format whose header does not parse: corrupt, not unsupported.
+            raise ImageError(
+                "the image header is corrupt (it starts like a supported format but does not parse)"
+            ) from error
         formats = ", ".join(SUPPORTED_FORMATS)
         raise UnsupportedImage(f"not a supported image (expected one of {formats})") from error
     except (OSError, ValueError, SyntaxError) as error:
         raise ImageError(f"the image header is corrupt ({error})") from error
+
+
+def _has_signature(data: bytes) -> bool:
+    return data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def _with_alpha_or_rgb(image: Image.Image) -> Image.Image:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from app.comparison import compare_models
 from app.deps import LabelQuery, RegistryDep, VersionQuery
-from app.errors import ModelNotFound
+from app.errors import InvalidRequest, ModelNotFound
 from app.registry import ModelRegistry
 from app.schemas import ErrorResponse, LayerSummary, ModelInfo, ModelList, VersionMetrics, VersionStatus
 from training.core import artifacts
 
 router = APIRouter(prefix="/models", tags=["models"])
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Contradictory or empty parameters."},
     404: {"model": ErrorResponse, "description": "Unknown model, version or plot."},
     503: {"model": ErrorResponse, "description": "The version is still loading or failed to load."},
 }
@@ -42,7 +43,7 @@ def compare(
     """Side-by-side numbers for several models (served versions) and a paragraph that reads them."""
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     if not wanted:
-        raise HTTPException(422, "name at least one model, e.g. ?names=model_1,model_2")
+        raise InvalidRequest("name at least one model, e.g. ?names=model_1,model_2")
     return compare_models(registry, wanted)
 
 

@@ -7,13 +7,13 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
+from fastapi import APIRouter, File, Query, Response, UploadFile
 from pydantic import BaseModel
 
 from app import metrics
 from app.decoding import ImageError
 from app.deps import DecoderDep, LabelQuery, RegistryDep, SettingsDep, VersionQuery
-from app.errors import status_for
+from app.errors import InvalidRequest, status_for
 from app.registry import LoadedModel
 from app.schemas import BatchItem, BatchPrediction, ClassProbability, ErrorResponse, Prediction
 from app.uploads import Decoder
@@ -23,7 +23,7 @@ router = APIRouter(tags=["predict"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
-        400: "The file is empty, truncated or corrupt.",
+        400: "The file is empty, truncated or corrupt, or the request contradicts itself (version and label).",
         404: "Unknown model or version.",
         413: "The body or the image's declared size is over the limit.",
         415: "Not a supported image format.",
@@ -63,7 +63,7 @@ async def predict_batch(
 ) -> Response:
     """Classify several images in one request; a bad file gets an error entry, not a failed request."""
     if len(files) > settings.max_batch_files:
-        raise HTTPException(422, f"{len(files)} files sent; at most {settings.max_batch_files} per request")
+        raise InvalidRequest(f"{len(files)} files sent; at most {settings.max_batch_files} per request")
     loaded = registry.get(model, version, label)
     # Submitted together, so the micro-batcher runs them as one forward pass; gather keeps the order.
     results = await asyncio.gather(*(_classify_upload(loaded, upload, decoder, top_k) for upload in files))

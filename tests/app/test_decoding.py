@@ -69,3 +69,11 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     with pytest.raises(ImageTooLarge) as error:
         decode_image(png_declaring(50_000, 50_000), LIMIT)
     assert status_for(error.value) == 413
+
+
+def test_a_png_with_a_corrupt_header_is_a_400_not_a_415() -> None:
+    png = bytearray(encode_png(np.zeros((32, 32, 3), np.uint8)))
+    png[29] ^= 0xFF  # Break the IHDR chunk's CRC: still a PNG, but a damaged one.
+    with pytest.raises(ImageError) as error:
+        decode_image(bytes(png), LIMIT)
+    assert status_for(error.value) == 400 and "corrupt" in str(error.value)

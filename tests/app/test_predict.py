@@ -60,7 +60,7 @@ def test_batch_returns_one_result_per_file_in_order_with_errors_inline(client: T
 def test_batch_refuses_too_many_files(client: TestClient, png_bytes: bytes) -> None:
     files = [("files", (f"{i}.png", png_bytes)) for i in range(33)]
     response = client.post("/predict/batch", files=files)
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "at most 32" in response.json()["detail"]
 
 
