@@ -1,13 +1,16 @@
 """Per-epoch backups of a run, so that an interrupted run resumes instead of starting over.
 
 The backup lives in `models/<name>/.checkpoints/` (the store's layout says where)
-and is discarded only after the version is published.
+and is discarded only after the version is published. Keras's BackupAndRestore deletes
+its own backup when `fit` ends, so the fitted weights are saved here too: a run killed
+during the final evaluation or while publishing resumes there, not at epoch 1.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from training.core import artifacts
 from training.provenance import RunDescription
 
 HISTORY_FILE = "history.csv"
+FITTED_WEIGHTS = "fitted.weights.h5"
 RUN_FILE = "run.json"
 BACKUP_DIR = "backup"
 
@@ -55,6 +59,21 @@ def read_history(folder: Path) -> list[dict[str, int | float]]:
         epoch = int(row["epoch"]) + 1  # Keras counts from 0; people count from 1.
         by_epoch[epoch] = {**row, "epoch": epoch}
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def save_fitted_weights(model: keras.Model, folder: Path) -> None:
+    """Atomically: a half-written file would look like a finished run."""
+    temporary = folder / f".tmp-{FITTED_WEIGHTS}"
+    model.save_weights(str(temporary))
+    os.replace(temporary, folder / FITTED_WEIGHTS)
+
+
+def has_fitted_weights(folder: Path) -> bool:
+    return (folder / FITTED_WEIGHTS).is_file()
+
+
+def load_fitted_weights(model: keras.Model, folder: Path) -> None:
+    model.load_weights(str(folder / FITTED_WEIGHTS))
 
 
 def discard(folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -28,7 +29,9 @@ class RunDescription:
     dataset: DatasetFingerprint
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self) | {"dataset": self.dataset.model_dump()}
+        """As run.json holds it (tuples become lists), so a description compares equal to its stored self."""
+        described: dict[str, Any] = json.loads(json.dumps(asdict(self) | {"dataset": self.dataset.model_dump()}))
+        return described
 
     def hyperparameters(self) -> dict[str, Any]:
         """The recipe plus what this run chose, as metrics.json records them."""

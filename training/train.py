@@ -64,9 +64,16 @@ def train(options: TrainOptions) -> Path:
         metrics=["accuracy"],
         steps_per_execution=recipe.steps_per_execution,
     )
+    for stale in artifacts.remove_stale_staging(options.models_dir, architecture.name):
+        print(f"Removed {stale.name}, left by a run that was killed while publishing", flush=True)
     run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train))
     backup = checkpoints.prepare(options.models_dir, architecture.name, run)
-    _fit(model, recipe, training_data, dataset, backup, options.verbose)
+    if checkpoints.has_fitted_weights(backup):  # Killed while evaluating or publishing: training is done.
+        print("Training had finished; evaluating and publishing again", flush=True)
+        checkpoints.load_fitted_weights(model, backup)
+    else:
+        _fit(model, recipe, training_data, dataset, backup, options.verbose)
+        checkpoints.save_fitted_weights(model, backup)
     finished = FinishedRun(model, architecture, run, ran_on, checkpoints.read_history(backup), dataset)
     if options.run_group:
         published = _record_run(finished, options.models_dir, options.run_group)

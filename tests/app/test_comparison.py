@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.utils.data import COMMITTED_MODELS
@@ -37,3 +38,32 @@ def test_compare_unknown_name_is_404(committed_client: TestClient) -> None:
 def test_compare_needs_names(committed_client: TestClient) -> None:
     assert committed_client.get("/models/compare").status_code == 422  # Missing parameter: FastAPI validation.
     assert committed_client.get("/models/compare", params={"names": " , "}).status_code == 400
+
+
+def test_statistics_over_the_committed_runs_match_an_independent_computation(committed_client: TestClient) -> None:
+    """Recomputed here with NumPy and SciPy from the stored per-seed accuracies."""
+    import numpy as np
+    from scipy import stats
+
+    body = committed_client.get("/models/compare", params={"names": "model_1,model_2"}).json()
+    statistics = body["statistics"]
+    assert statistics is not None, "no repeated runs are committed"
+    accuracies: dict[tuple[str, str], list[float]] = {}
+    for name in ("model_1", "model_2"):
+        for group, seeds in artifacts.list_runs(COMMITTED_MODELS, name).items():
+            values = [artifacts.load_run(COMMITTED_MODELS, name, group, seed).metrics.test_accuracy for seed in seeds]
+            accuracies[(name, group)] = values
+            reported = statistics["models"][name][group]
+            assert reported["n"] == len(values) >= 3
+            assert reported["mean"] == pytest.approx(np.mean(values))
+            assert reported["sd"] == pytest.approx(np.std(values, ddof=1))
+            low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+            assert reported["ci95"] == pytest.approx([low, high])
+    base = (statistics["base"]["model"], statistics["base"]["group"])
+    for difference in statistics["differences"]:
+        other = accuracies[(difference["model"], difference["group"])]
+        reference = stats.ttest_ind(other, accuracies[base], equal_var=False)
+        assert difference["p_value"] == pytest.approx(reference.pvalue)
+        interval = reference.confidence_interval(0.95)
+        assert difference["ci95"] == pytest.approx([interval.low, interval.high])
+    assert "model_2 at 5 epochs" in statistics["conclusion"] and "training length" in statistics["conclusion"]

@@ -132,3 +132,30 @@ def test_steps_per_execution_changes_speed_not_math(name: str) -> None:
     reference = weights_after_two_epochs(1)
     for steps in (7, get_architecture(name).recipe.steps_per_execution):
         assert all(np.array_equal(a, b) for a, b in zip(reference, weights_after_two_epochs(steps), strict=True))
+
+
+def test_a_run_killed_while_publishing_resumes_after_training(
+    tiny_cifar_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training import train as train_module
+
+    options = TrainOptions("model_1", models_dir=tmp_path, data=tiny_cifar_dir, epochs=2, verbose=0)
+    real_publish = train_module._publish
+
+    def killed(*args: object) -> Path:
+        raise KeyboardInterrupt  # As if the process died during the final evaluation.
+
+    monkeypatch.setattr(train_module, "_publish", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(options)
+    assert artifacts.list_versions(tmp_path, "model_1") == []
+
+    def no_more_training(*args: object) -> None:
+        raise AssertionError("the finished training ran again")
+
+    monkeypatch.setattr(train_module, "_publish", real_publish)
+    monkeypatch.setattr(train_module, "_fit", no_more_training)
+    published = train(options)
+    assert "Training had finished" in capsys.readouterr().out
+    assert [row["epoch"] for row in artifacts.load_artifact(published).metrics.history] == [1, 2]
+    assert not artifacts.checkpoint_dir(tmp_path, "model_1").exists()

@@ -502,6 +502,30 @@ def save_version(
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def remove_stale_staging(models_dir: Path, name: str) -> list[Path]:
+    """Delete staging folders left by killed processes (their pid, in the name, is gone); returns them."""
+    folder = models_dir / name
+    if not folder.is_dir():
+        return []
+    stale = []
+    for path in folder.glob(f"{STAGING_PREFIX}*"):
+        pid = path.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            stale.append(path)
+    return stale
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Alive, someone else's.
+        return True
+    return True
+
+
 def _write(folder: Path, filename: str, record: BaseModel) -> None:
     (folder / filename).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,15 @@ def test_unknown_version_is_not_found(tmp_path: Path) -> None:
     (tmp_path / "m" / "1").mkdir(parents=True)
     with pytest.raises(artifacts.ArtifactNotFound, match="no version 7"):
         artifacts.version_dir(tmp_path, "m", 7)
+
+
+def test_staging_folders_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "m" / f".tmp-{dead.stdout.strip()}-abcd").mkdir(parents=True)
+    (tmp_path / "m" / f".tmp-{os.getpid()}-beef").mkdir()  # Ours: still being written.
+    removed = artifacts.remove_stale_staging(tmp_path, "m")
+    assert [path.name for path in removed] == [f".tmp-{dead.stdout.strip()}-abcd"]
+    assert [path.name for path in (tmp_path / "m").iterdir()] == [f".tmp-{os.getpid()}-beef"]
