@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,12 +67,16 @@ def browser(base_url: str):
 
 @pytest.fixture
 def page(browser, base_url: str):
+    """The page under its real Content-Security-Policy; any violation it reports fails the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Security Policy" in message.text else None)
     page.goto(base_url)
     page.wait_for_selector("#model-select option", state="attached")
     yield page
     context.close()
+    assert violations == []
 
 
 def test_upload_an_image_and_see_a_prediction(page) -> None:
@@ -86,7 +91,7 @@ def test_upload_an_image_and_see_a_prediction(page) -> None:
 def test_all_models_side_by_side(page) -> None:
     page.check("#all-models")
     page.click("#samples button >> nth=0")
-    page.wait_for_function("document.querySelectorAll('.result').length >= 2")
+    page.locator(".result").nth(1).wait_for()
     models = page.locator(".result h3").all_inner_texts()
     assert any(text.startswith("model_1") for text in models) and any(text.startswith("model_2") for text in models)
     page.screenshot(path=str(SCREENSHOTS / "all-models.png"), full_page=True)
@@ -116,7 +121,7 @@ def test_model_card_shows_layers_accuracy_curves_and_confusion(page) -> None:
     card.locator("summary", has_text="Layers").click()
     assert card.locator("table.layers tr").count() == 13  # Header + 12 layers.
     card.locator("summary", has_text="Training curves").click()
-    page.wait_for_function("document.querySelector('.card[data-model=\"model_1\"] img.curves').naturalWidth > 0")
+    _wait_until_loaded(card.locator("img.curves"))
     card.locator("summary", has_text="Confusion matrix").click()
     card.locator("summary", has_text="Per-class").click()
     card.scroll_into_view_if_needed()
@@ -124,7 +129,9 @@ def test_model_card_shows_layers_accuracy_curves_and_confusion(page) -> None:
 
 
 def test_comparison_answers_the_tutorial_question(page) -> None:
-    page.wait_for_function("document.querySelector('#compare-summary').textContent.includes('parameters')")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#compare-summary")).to_contain_text("parameters", timeout=30_000)
     summary = page.inner_text("#compare-summary")
     assert "model_2 has 252,378 parameters, 39% more than model_1's 181,162" in summary
     assert page.locator("#chart-accuracy polyline").count() == 2
@@ -145,8 +152,17 @@ def test_model_card_shows_robustness_calibration_and_held_back_versions(page) ->
     default_card.locator("dd").first.wait_for()
     assert "JPEG q75" in default_card.inner_text() and "ECE" in default_card.inner_text()
     default_card.locator("summary", has_text="Reliability diagram").click()
-    page.wait_for_function("document.querySelector('.card[data-model=\"model_2\"] img.reliability').naturalWidth > 0")
+    _wait_until_loaded(default_card.locator("img.reliability"))
     default_card.screenshot(path=str(SCREENSHOTS / "model-card-calibration.png"))
+
+
+def _wait_until_loaded(image, timeout: float = 30.0) -> None:
+    """The page's strict CSP forbids eval, so no string predicates (wait_for_function): poll instead."""
+    deadline = time.monotonic() + timeout
+    while image.evaluate("element => element.naturalWidth") == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError("the image did not load")
+        time.sleep(0.1)
 
 
 def test_phone_sized_screen(browser, base_url: str) -> None:
