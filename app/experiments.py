@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from app.statistics import spread, welch
-from training.core.artifacts import RunRecord
+from training.core.runs import RunRecord
 
 Runs = dict[str, dict[str, list[RunRecord]]]  # model -> group -> runs
 

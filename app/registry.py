@@ -29,7 +29,8 @@ from app.batching import MicroBatcher
 from app.config import Settings
 from app.errors import InvalidRequest, ModelNotFound, ModelNotReady
 from app.inference import Loader, load_servable
-from training.core import artifacts
+from training.core import artifacts, policy
+from training.core import runs as run_store
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class LoadState(StrEnum):
 class Serving:
     """What a model's policy and the gate decided at the last scan."""
 
-    policy: artifacts.ServingPolicy = field(default_factory=artifacts.ServingPolicy)
+    policy: policy.ServingPolicy = field(default_factory=policy.ServingPolicy)
     policy_error: str | None = None  # An invalid serving.json: reported, and the default policy used.
     default_version: int | None = None
     held_back: dict[int, str] = field(default_factory=dict)  # Version -> why the gate did not promote it.
@@ -117,7 +118,7 @@ class ModelRegistry:
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
         self._states: dict[str, dict[int, VersionState]] = {}
         self._serving: dict[str, Serving] = {}
-        self._runs: dict[str, dict[str, list[artifacts.RunRecord]]] = {}  # Repeated runs, for the statistics.
+        self._runs: dict[str, dict[str, list[run_store.RunRecord]]] = {}  # Repeated runs, for the statistics.
         # One thread runs every forward pass and load: TensorFlow parallelises inside each op.
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.ready = asyncio.Event()
@@ -132,7 +133,7 @@ class ModelRegistry:
     def serving(self, name: str) -> Serving:
         return self._serving.get(name, Serving())
 
-    def runs(self, name: str) -> dict[str, list[artifacts.RunRecord]]:
+    def runs(self, name: str) -> dict[str, list[run_store.RunRecord]]:
         """The model's recorded run groups (`python -m training repeat`), group -> runs by seed."""
         return {group: list(records) for group, records in self._runs.get(name, {}).items()}
 
@@ -221,18 +222,18 @@ class ModelRegistry:
         for name in set(self._runs) - set(on_disk) - set(unreadable):
             del self._runs[name]
 
-    def _read_runs(self, name: str) -> dict[str, list[artifacts.RunRecord]]:
+    def _read_runs(self, name: str) -> dict[str, list[run_store.RunRecord]]:
         """Recorded runs, read once each: runs are never rewritten. An unreadable one is skipped and logged."""
         known = {
             (record.group, record.seed): record for records in self._runs.get(name, {}).values() for record in records
         }
-        groups: dict[str, list[artifacts.RunRecord]] = {}
-        for group, seeds in artifacts.list_runs(self.settings.models_dir, name).items():
+        groups: dict[str, list[run_store.RunRecord]] = {}
+        for group, seeds in run_store.list_runs(self.settings.models_dir, name).items():
             for seed in seeds:
                 record = known.get((group, seed))
                 if record is None:
                     try:
-                        record = artifacts.load_run(self.settings.models_dir, name, group, seed)
+                        record = run_store.load_run(self.settings.models_dir, name, group, seed)
                     except artifacts.InvalidArtifact as error:
                         logger.warning("run %s/%s/%s is unreadable: %s", name, group, seed, error)
                         continue
@@ -246,13 +247,13 @@ class ModelRegistry:
             return True
         return state.state is LoadState.FAILED and artifacts.signature(folder) != state.files
 
-    def _read_policy(self, name: str) -> tuple[artifacts.ServingPolicy, str | None]:
+    def _read_policy(self, name: str) -> tuple[policy.ServingPolicy, str | None]:
         try:
-            return artifacts.load_policy(self.settings.models_dir, name) or artifacts.ServingPolicy(), None
+            return policy.load_policy(self.settings.models_dir, name) or policy.ServingPolicy(), None
         except artifacts.InvalidArtifact as error:  # Reported in GET /models; the default policy serves.
-            return artifacts.ServingPolicy(), f"{error}; using the default policy (every version, gate on)"
+            return policy.ServingPolicy(), f"{error}; using the default policy (every version, gate on)"
 
-    def _decide(self, name: str, policy: artifacts.ServingPolicy, policy_error: str | None) -> Serving:
+    def _decide(self, name: str, policy: policy.ServingPolicy, policy_error: str | None) -> Serving:
         accuracies = {
             version: self._loaded[(name, version)].metadata.test_accuracy for version in self.available_versions(name)
         }

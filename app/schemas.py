@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from training.core.artifacts import Metrics, ServingPolicy, Summary
+from training.core.artifacts import Metrics, Summary
+from training.core.policy import ServingPolicy
 
 
 class ErrorResponse(BaseModel):

@@ -30,8 +30,8 @@ def test_no_training_module_carries_an_http_status() -> None:
 def test_only_the_format_module_reads_the_store_files() -> None:
     """The app reads versions through `load_artifact` only; training writes them through `save_version`."""
     for path, source in (_sources("app") | _sources("training")).items():
-        if path == REPO / "training" / "core" / "artifacts.py":
-            continue
+        if path.parent == REPO / "training" / "core" and path.name in ("artifacts.py", "policy.py", "runs.py"):
+            continue  # The store format: versions, serving policies, recorded runs.
         for needle in ("read_json", "write_json", "METADATA_FILE", "METRICS_FILE", "SUMMARY_FILE"):
             assert needle not in source, f"{path.relative_to(REPO)} uses {needle}"
     for path, source in _sources("app").items():  # json.loads of request bodies is fine; files are not.

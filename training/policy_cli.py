@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.core import artifacts
-from training.core.artifacts import LoadPolicy, ServingPolicy
+from training.core import artifacts, policy
+from training.core.policy import LoadPolicy, ServingPolicy
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> str:
     """Apply the flags; returns the policy as written (or as it stands, without flags)."""
-    current = artifacts.load_policy(args.models_dir, args.name) or ServingPolicy()
+    current = policy.load_policy(args.models_dir, args.name) or ServingPolicy()
     versions = artifacts.list_versions(args.models_dir, args.name)
     if not versions:
         raise ValueError(f"model {args.name!r} has no versions in {args.models_dir}")
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> str:
     missing = sorted(version for version in named if version not in versions)
     if missing:
         raise ValueError(f"model {args.name!r} has no version {missing} (versions: {versions})")
-    artifacts.save_policy(args.models_dir, args.name, updated)
+    policy.save_policy(args.models_dir, args.name, updated)
     return updated.model_dump_json(indent=2)
 
 

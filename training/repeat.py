@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from training.architectures import get_architecture
-from training.core import artifacts
+from training.core import runs
 from training.train import TrainOptions, train
 
 
@@ -25,7 +25,7 @@ def repeat(name: str, seeds: int, epochs: int | None, models_dir: Path, data: Pa
     """Train the missing seeds of the group; returns every recorded seed's test accuracy."""
     epochs = epochs or get_architecture(name).recipe.epochs
     group = group_name(epochs)
-    recorded = set(artifacts.list_runs(models_dir, name).get(group, []))
+    recorded = set(runs.list_runs(models_dir, name).get(group, []))
     for seed in range(seeds):
         if seed in recorded:
             print(f"{name} {group} seed {seed}: already recorded", flush=True)
@@ -34,8 +34,8 @@ def repeat(name: str, seeds: int, epochs: int | None, models_dir: Path, data: Pa
         options = TrainOptions(name, models_dir=models_dir, data=data, epochs=epochs, seed=seed, run_group=group)
         train(options)
     accuracies = [
-        artifacts.load_run(models_dir, name, group, seed).metrics.test_accuracy
-        for seed in artifacts.list_runs(models_dir, name)[group]
+        runs.load_run(models_dir, name, group, seed).metrics.test_accuracy
+        for seed in runs.list_runs(models_dir, name)[group]
     ]
     spread = np.std(accuracies, ddof=1) if len(accuracies) > 1 else 0.0
     print(f"{name} {group}: {len(accuracies)} seeds, test accuracy {np.mean(accuracies):.2%} +- {spread:.2%} (sd)")

@@ -18,7 +18,7 @@ import numpy as np
 from training import checkpoints, reports
 from training.architectures import Architecture, get_architecture
 from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
-from training.core import artifacts
+from training.core import artifacts, runs
 from training.core.artifacts import Metrics, Summary
 from training.data import Cifar10, calibration_split, load_cifar10
 from training.evaluation import Evaluation, evaluate
@@ -150,7 +150,7 @@ def _record_run(finished: FinishedRun, models_dir: Path, group: str) -> Path:
     """Evaluate -> report -> record one seed of a run group (metrics and summary, no weights)."""
     _, _, summary, metrics = finished.evaluate()
     name, seed = finished.architecture.name, finished.run.seed
-    return artifacts.save_run(models_dir, name, group, seed, summary, metrics)
+    return runs.save_run(models_dir, name, group, seed, summary, metrics)
 
 
 def without_calibration_split(dataset: Cifar10, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.utils.data import COMMITTED_MODELS
-from training.core import artifacts
+from training.core import artifacts, runs
 
 
 def test_compare_two_models(committed_client: TestClient) -> None:
@@ -50,8 +50,8 @@ def test_statistics_over_the_committed_runs_match_an_independent_computation(com
     assert statistics is not None, "no repeated runs are committed"
     accuracies: dict[tuple[str, str], list[float]] = {}
     for name in ("model_1", "model_2"):
-        for group, seeds in artifacts.list_runs(COMMITTED_MODELS, name).items():
-            values = [artifacts.load_run(COMMITTED_MODELS, name, group, seed).metrics.test_accuracy for seed in seeds]
+        for group, seeds in runs.list_runs(COMMITTED_MODELS, name).items():
+            values = [runs.load_run(COMMITTED_MODELS, name, group, seed).metrics.test_accuracy for seed in seeds]
             accuracies[(name, group)] = values
             reported = statistics["models"][name][group]
             assert reported["n"] == len(values) >= 3

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from app.experiments import analyse
-from training.core import artifacts
+from training.core import artifacts, runs
 
 
 def _run(
     group: str, seed: int, accuracy: float, epochs: int, seconds_per_epoch: float, tutorial: float
-) -> artifacts.RunRecord:
+) -> runs.RunRecord:
     history = [
         {"epoch": epoch, "val_accuracy": accuracy * epoch / epochs, "train_seconds": seconds_per_epoch}
         for epoch in range(1, epochs + 1)
@@ -40,10 +40,10 @@ def _run(
     summary = artifacts.Summary(
         model="m", layers=[], total_params=1, trainable_params=1, non_trainable_params=0, text=""
     )
-    return artifacts.RunRecord(group, seed, summary, metrics)
+    return runs.RunRecord(group, seed, summary, metrics)
 
 
-def _runs(model_2_at_15: list[float]) -> dict[str, dict[str, list[artifacts.RunRecord]]]:
+def _runs(model_2_at_15: list[float]) -> dict[str, dict[str, list[runs.RunRecord]]]:
     model_1 = [0.61, 0.62, 0.60, 0.63, 0.615]
     model_2_at_5 = [0.48, 0.49, 0.47, 0.485, 0.475]
     return {

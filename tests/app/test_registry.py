@@ -19,7 +19,7 @@ from app.config import Settings
 from app.errors import InvalidRequest, ModelNotFound, ModelNotReady
 from app.inference import Servable
 from app.registry import LoadState, ModelRegistry
-from training.core import artifacts
+from training.core import artifacts, policy
 from training.core.classes import CLASS_NAMES
 from training.core.preprocessing import Scaling
 
@@ -227,7 +227,7 @@ def test_a_better_or_slightly_worse_new_version_is_promoted(store: Path) -> None
 def test_a_pin_overrides_the_gate_and_labels_address_versions(store: Path) -> None:
     for version in (1, 2, 3):
         add(store, "m", version)
-    artifacts.save_policy(store, "m", artifacts.ServingPolicy(default_version=2, labels={"stable": 1, "canary": 3}))
+    policy.save_policy(store, "m", policy.ServingPolicy(default_version=2, labels={"stable": 1, "canary": 3}))
     loader = FakeLoader({1: 0.9, 2: 0.1, 3: 0.5})
 
     async def body(registry: ModelRegistry) -> None:
@@ -246,9 +246,7 @@ def test_a_pin_overrides_the_gate_and_labels_address_versions(store: Path) -> No
 def test_latest_n_loads_only_the_newest_versions_plus_labelled_ones(store: Path) -> None:
     for version in (1, 2, 3, 4):
         add(store, "m", version)
-    artifacts.save_policy(
-        store, "m", artifacts.ServingPolicy(load=artifacts.LoadPolicy.LATEST, count=2, labels={"old": 1})
-    )
+    policy.save_policy(store, "m", policy.ServingPolicy(load=policy.LoadPolicy.LATEST, count=2, labels={"old": 1}))
 
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()
@@ -263,7 +261,7 @@ def test_latest_n_loads_only_the_newest_versions_plus_labelled_ones(store: Path)
 def test_specific_versions_policy(store: Path) -> None:
     for version in (1, 2, 3):
         add(store, "m", version)
-    artifacts.save_policy(store, "m", artifacts.ServingPolicy(load=artifacts.LoadPolicy.SPECIFIC, versions=[2]))
+    policy.save_policy(store, "m", policy.ServingPolicy(load=policy.LoadPolicy.SPECIFIC, versions=[2]))
 
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()
@@ -275,7 +273,7 @@ def test_specific_versions_policy(store: Path) -> None:
 def test_an_invalid_policy_file_is_reported_and_ignored(store: Path) -> None:
     add(store, "m", 1)
     add(store, "m", 2)
-    (store / "m" / artifacts.POLICY_FILE).write_text('{"load": "latest", "cuont": 2}')
+    (store / "m" / policy.POLICY_FILE).write_text('{"load": "latest", "cuont": 2}')
 
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()
@@ -293,13 +291,13 @@ def test_a_policy_change_takes_effect_at_the_next_scan(store: Path) -> None:
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()
         assert registry.get("m").version == 2
-        artifacts.save_policy(store, "m", artifacts.ServingPolicy(default_version=1))
+        policy.save_policy(store, "m", policy.ServingPolicy(default_version=1))
         await registry.refresh()
         assert registry.get("m").version == 1
-        artifacts.save_policy(store, "m", artifacts.ServingPolicy(load=artifacts.LoadPolicy.LATEST, count=1))
+        policy.save_policy(store, "m", policy.ServingPolicy(load=policy.LoadPolicy.LATEST, count=1))
         await registry.refresh()
         assert registry.available_versions("m") == [2]
-        (store / "m" / artifacts.POLICY_FILE).unlink()
+        (store / "m" / policy.POLICY_FILE).unlink()
         await registry.refresh()
         assert registry.available_versions("m") == [1, 2]
 
@@ -309,7 +307,7 @@ def test_a_policy_change_takes_effect_at_the_next_scan(store: Path) -> None:
 def test_a_pinned_version_that_is_gone_falls_back_to_the_gate_with_a_note(store: Path) -> None:
     add(store, "m", 1)
     add(store, "m", 2)
-    artifacts.save_policy(store, "m", artifacts.ServingPolicy(default_version=1))
+    policy.save_policy(store, "m", policy.ServingPolicy(default_version=1))
 
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()

@@ -18,11 +18,9 @@ Each version holds:
 The three JSON files are typed pydantic models: writers build them, readers get
 fields, and `load_artifact` refuses a version whose files are missing or invalid.
 
-Beside the versions, `models/<name>/serving.json` (optional, `ServingPolicy`) says which
-versions the service loads, which one answers by default, and names versions by label;
-`models/<name>/runs/<group>/<seed>/` holds repeated runs of one recipe (`RunRecord`:
-summary.json and metrics.json, no weights), the evidence behind the comparison's
-statistics.
+Beside the versions, a model folder may hold `serving.json` (which versions serve:
+`training/core/policy.py`) and `runs/` (repeated runs of a recipe: `training/core/runs.py`);
+both use this module's records and readers.
 """
 
 from __future__ import annotations
@@ -33,7 +31,6 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -55,8 +52,6 @@ CALIBRATION_FILE = "calibration.png"
 PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, CALIBRATION_FILE)
 ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE, SUMMARY_FILE, METRICS_FILE, *PLOT_FILES)
 FORMAT_1_FILES = tuple(name for name in ARTIFACT_FILES if name != CALIBRATION_FILE)
-POLICY_FILE = "serving.json"
-RUNS_DIR = "runs"
 SAVED_MODEL_FILE = "saved_model.pb"  # With variables/: the portable SavedModel (training/export.py), optional.
 STAGING_PREFIX = ".tmp-"
 CHECKPOINTS_DIR = ".checkpoints"
@@ -76,12 +71,12 @@ class InvalidArtifact(ValueError):
 # ---- the typed files ------------------------------------------------------------------
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
     # Unknown keys are dropped on read, so a newer writer's extra fields never break this reader.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Metadata(_Record):
+class Metadata(Record):
     """metadata.json: everything a server needs to run the version."""
 
     format_version: int = FORMAT_VERSION
@@ -117,14 +112,14 @@ class Metadata(_Record):
         return names
 
 
-class LayerRow(_Record):
+class LayerRow(Record):
     name: str
     type: str
     output_shape: list[int | None]
     params: int
 
 
-class Summary(_Record):
+class Summary(Record):
     """summary.json: the layer table `model.summary()` prints, as data, plus the text itself."""
 
     model: str
@@ -135,7 +130,7 @@ class Summary(_Record):
     text: str
 
 
-class Reference(_Record):
+class Reference(Record):
     """A published result to compare against (the tutorial's, for its two networks)."""
 
     test_accuracy: float
@@ -145,14 +140,14 @@ class Reference(_Record):
     source: str
 
 
-class DatasetFingerprint(_Record):
+class DatasetFingerprint(Record):
     source: str
     x_train_sha256: str
     x_test_sha256: str
     labels_sha256: str
 
 
-class ProbabilityScores(_Record):
+class ProbabilityScores(Record):
     """How honest the probabilities are, on the 10,000 test images."""
 
     ece: float = Field(description="Expected calibration error, 15 equal-width confidence bins.")
@@ -162,7 +157,7 @@ class ProbabilityScores(_Record):
     accuracy: float
 
 
-class CalibrationSplit(_Record):
+class CalibrationSplit(Record):
     """The training images the temperature was fitted on: re-derive them with training.data.calibration_split."""
 
     source: str = "train"
@@ -172,7 +167,7 @@ class CalibrationSplit(_Record):
     indices_sha256: str
 
 
-class CalibrationReport(_Record):
+class CalibrationReport(Record):
     temperature: float
     tta_average: TtaAverage
     split: CalibrationSplit
@@ -183,7 +178,7 @@ class CalibrationReport(_Record):
     )
 
 
-class Metrics(_Record):
+class Metrics(Record):
     """metrics.json: how the version was trained and how it scores on the test set."""
 
     architecture: str
@@ -213,7 +208,7 @@ class Metrics(_Record):
     probability_scores: ProbabilityScores | None = Field(None, description="Of the served probabilities, test set.")
 
 
-RecordT = TypeVar("RecordT", bound=_Record)
+RecordT = TypeVar("RecordT", bound=Record)
 
 
 @dataclass(frozen=True)
@@ -232,49 +227,6 @@ class Artifact:
     @property
     def version(self) -> int:
         return int(self.folder.name)
-
-
-class LoadPolicy(StrEnum):
-    ALL = "all"  # Every version in the store (the default, as without a policy file).
-    LATEST = "latest"  # The newest `count` versions.
-    SPECIFIC = "specific"  # Exactly `versions`.
-
-
-class ServingPolicy(_Record):
-    """serving.json: which versions are loaded, which one is the default, and version labels.
-
-    TensorFlow Serving's `model_version_policy` and version labels, per model. Pinned and
-    labelled versions are always loaded, whatever `load` says.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)  # A typo must be reported, not ignored.
-
-    load: LoadPolicy = LoadPolicy.ALL
-    count: int = Field(1, ge=1, description="With load=latest: how many of the newest versions.")
-    versions: list[int] = Field(default_factory=list, description="With load=specific: which versions.")
-    default_version: int | None = Field(None, ge=1, description="Pin: answers when a request names no version.")
-    labels: dict[str, int] = Field(default_factory=dict, description="Label -> version, e.g. stable, canary.")
-
-    @field_validator("labels")
-    @classmethod
-    def _label_names(cls, labels: dict[str, int]) -> dict[str, int]:
-        for label, version in labels.items():
-            if not is_valid_name(label) or version < 1:
-                raise ValueError(f"label {label!r} -> {version}: labels are names, versions are positive integers")
-        return labels
-
-    def wanted(self, on_disk: list[int]) -> list[int]:
-        """The versions to load, out of those in the store."""
-        if self.load is LoadPolicy.LATEST:
-            chosen = set(on_disk[-self.count :])
-        elif self.load is LoadPolicy.SPECIFIC:
-            chosen = set(self.versions)
-        else:
-            chosen = set(on_disk)
-        chosen |= set(self.labels.values())
-        if self.default_version is not None:
-            chosen.add(self.default_version)
-        return sorted(chosen & set(on_disk))
 
 
 # ---- reading --------------------------------------------------------------------------
@@ -340,7 +292,7 @@ def version_dir(models_dir: Path, name: str, version: int | None = None) -> Path
 
 def load_artifact(folder: Path) -> Artifact:
     """Read and validate a version's files; raises InvalidArtifact naming what is wrong."""
-    metadata = _read(folder, METADATA_FILE, Metadata)
+    metadata = read_record(folder, METADATA_FILE, Metadata)
     required = FORMAT_1_FILES if metadata.format_version == 1 else ARTIFACT_FILES
     missing = [name for name in required if not (folder / name).is_file()]
     if missing:
@@ -348,28 +300,9 @@ def load_artifact(folder: Path) -> Artifact:
     return Artifact(
         folder=folder,
         metadata=metadata,
-        summary=_read(folder, SUMMARY_FILE, Summary),
-        metrics=_read(folder, METRICS_FILE, Metrics),
+        summary=read_record(folder, SUMMARY_FILE, Summary),
+        metrics=read_record(folder, METRICS_FILE, Metrics),
     )
-
-
-def load_policy(models_dir: Path, name: str) -> ServingPolicy | None:
-    """The model's serving.json, or None without one; raises InvalidArtifact if it is invalid."""
-    path = models_dir / name / POLICY_FILE
-    if not path.exists():
-        return None
-    return _read(path.parent, POLICY_FILE, ServingPolicy)
-
-
-def save_policy(models_dir: Path, name: str, policy: ServingPolicy) -> Path:
-    """Write serving.json atomically: a temporary file, then one rename, so a reader never sees half."""
-    if not is_valid_name(name):
-        raise ValueError(f"invalid model name {name!r}")
-    path = models_dir / name / POLICY_FILE
-    temporary = path.with_name(f"{STAGING_PREFIX}{os.getpid()}-{POLICY_FILE}")
-    temporary.write_text(policy.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
 
 
 def load_keras_model(folder: Path) -> Any:
@@ -379,7 +312,7 @@ def load_keras_model(folder: Path) -> Any:
     return keras.saving.load_model(folder / MODEL_FILE, compile=False)
 
 
-def _read(folder: Path, filename: str, schema: type[RecordT]) -> RecordT:
+def read_record(folder: Path, filename: str, schema: type[RecordT]) -> RecordT:
     try:
         raw = json.loads((folder / filename).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -408,53 +341,6 @@ def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- writing --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One seed of a repeated run: what it measured, without the weights."""
-
-    group: str  # The recipe variant, e.g. "epochs-15".
-    seed: int
-    summary: Summary
-    metrics: Metrics
-
-
-def list_runs(models_dir: Path, name: str) -> dict[str, list[int]]:
-    """Run groups of a model and the seeds recorded in each."""
-    folder = models_dir / name / RUNS_DIR
-    if not is_valid_name(name) or not folder.is_dir():
-        return {}
-    groups = {}
-    for group in sorted(p for p in folder.iterdir() if p.is_dir() and is_valid_name(p.name)):
-        seeds = sorted(int(p.name) for p in group.iterdir() if p.name.isdigit() and p.is_dir())
-        if seeds:
-            groups[group.name] = seeds
-    return groups
-
-
-def load_run(models_dir: Path, name: str, group: str, seed: int) -> RunRecord:
-    folder = models_dir / name / RUNS_DIR / group / str(seed)
-    return RunRecord(group, seed, _read(folder, SUMMARY_FILE, Summary), _read(folder, METRICS_FILE, Metrics))
-
-
-def save_run(models_dir: Path, name: str, group: str, seed: int, summary: Summary, metrics: Metrics) -> Path:
-    """Record one seed of a run group atomically (staging folder, then one rename)."""
-    if not (is_valid_name(name) and is_valid_name(group)):
-        raise ValueError(f"invalid model or group name {name!r} / {group!r}")
-    folder = models_dir / name / RUNS_DIR / group
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / str(seed)
-    staging = folder / f"{STAGING_PREFIX}{os.getpid()}-{seed}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        _write(staging, SUMMARY_FILE, summary)
-        _write(staging, METRICS_FILE, metrics)
-        os.rename(staging, target)  # Fails if that seed is already recorded: runs are never overwritten.
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 class SavableModel(Protocol):
@@ -491,8 +377,8 @@ def save_version(
     staging.mkdir()
     try:
         model.save(staging / MODEL_FILE)
-        _write(staging, SUMMARY_FILE, summary)
-        _write(staging, METRICS_FILE, metrics)
+        write_record(staging, SUMMARY_FILE, summary)
+        write_record(staging, METRICS_FILE, metrics)
         for filename, png in plots.items():
             (staging / filename).write_bytes(png)
         if extras is not None:  # More files for the version (the SavedModel export), before it is visible.
@@ -526,7 +412,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _write(folder: Path, filename: str, record: BaseModel) -> None:
+def write_record(folder: Path, filename: str, record: BaseModel) -> None:
     (folder / filename).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
@@ -539,7 +425,7 @@ def _claim_version(staging: Path, folder: Path, metadata: Metadata) -> Path:
     for _ in range(100):
         versions = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
         target = folder / str(max(versions, default=0) + 1)
-        _write(staging, METADATA_FILE, metadata.model_copy(update={"version": int(target.name)}))
+        write_record(staging, METADATA_FILE, metadata.model_copy(update={"version": int(target.name)}))
         try:
             os.rename(staging, target)
         except OSError:

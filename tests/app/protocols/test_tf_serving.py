@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.utils.data import SAMPLES
 from tests.utils.servers import threaded_server
-from training.core import artifacts
+from training.core import policy
 
 SAMPLE_FILES = sorted(SAMPLES.glob("*.png"))[:4]
 
@@ -26,7 +26,7 @@ def server(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     store = tmp_path_factory.mktemp("v1-store")
     shutil.copytree(tiny_store, store, dirs_exist_ok=True)
     shutil.copytree(store / "model_1" / "1", store / "model_1" / "2")
-    artifacts.save_policy(store, "model_1", artifacts.ServingPolicy(labels={"stable": 1, "canary": 2}))
+    policy.save_policy(store, "model_1", policy.ServingPolicy(labels={"stable": 1, "canary": 2}))
     with threaded_server(store) as base_url:
         yield base_url
 
