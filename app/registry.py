@@ -165,9 +165,10 @@ class ModelRegistry:
             version = self._label_version(name, label)
         if version is None:
             default = self.serving(name).default_version
-            if default is None:
+            chosen = self._loaded.get((name, default)) if default is not None else None
+            if chosen is None:
                 raise ModelNotReady(f"model {name!r} has no loaded version yet")
-            return self._loaded[(name, default)]
+            return chosen
         loaded = self._loaded.get((name, version))
         if loaded is None:
             state = self._states[name].get(version)
