@@ -137,7 +137,7 @@ def test_comparison_answers_the_tutorial_question(page) -> None:
     assert page.locator("#chart-accuracy polyline").count() == 2
     # The committed repeated runs: statistics, bands over seeds and the generated conclusion.
     page.wait_for_selector("#statistics:not([hidden])")
-    assert "training length" in page.inner_text("#statistics-conclusion")
+    assert "model_2 at 5 epochs" in page.inner_text("#statistics-conclusion")
     assert page.locator("#statistics-table tr").count() >= 4  # Header + model_1 and model_2's budgets.
     assert page.locator("#chart-bands polygon").count() == page.locator("#statistics-table tr").count() - 1
     page.locator("#compare").screenshot(path=str(SCREENSHOTS / "comparison.png"))
