@@ -219,7 +219,8 @@ def _verdict(name: str, items: list[dict[str, Any]], groups: dict[str, Any], bas
         return f"At the shorter budget {name} is not measurably behind {base}, so there is no gap to explain."
     if not equal["significant"] or equal["mean"] > 0:
         return (
-            f"The gap is explained by training length: given as many epochs as {base}, {name} is no longer behind it."
+            f"The gap is explained by training length: given as many epochs as {base}, {name} is no longer "
+            "measurably behind it (what remains is within the seeds' noise)."
         )
     return (
         f"The gap is not explained by training length alone: with as many epochs as {base}, {name} is still "
