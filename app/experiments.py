@@ -217,7 +217,12 @@ def _verdict(name: str, items: list[dict[str, Any]], groups: dict[str, Any], bas
     short = shorter[0]
     if not (short["significant"] and short["mean"] < 0):
         return f"At the shorter budget {name} is not measurably behind {base}, so there is no gap to explain."
-    if not equal["significant"] or equal["mean"] > 0:
+    if equal["significant"] and equal["mean"] > 0:
+        return (
+            f"The gap is explained by training length: given as many epochs as {base}, {name} is "
+            f"{_points(equal['mean'])} points ahead of it."
+        )
+    if not equal["significant"]:
         return (
             f"The gap is explained by training length: given as many epochs as {base}, {name} is no longer "
             "measurably behind it (what remains is within the seeds' noise)."
