@@ -7,7 +7,6 @@ the protocol: `{"error": "..."}` with the domain error's status.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +18,6 @@ from app import __version__
 from app.deps import DecoderDep, RegistryDep, SettingsDep
 from app.errors import DOMAIN_ERRORS, ModelNotFound, protocol_error
 from app.protocols import open_inference as oip
-from app.registry import LoadedModel
 from app.uploads import Decoder
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
@@ -113,7 +111,7 @@ async def infer(
         header_length = _header_length(request.headers.get(HEADER_LENGTH))
         parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
         pixels = parsed.pixels if parsed.pixels is not None else await _decode_all(parsed.files or [], decoder)
-        probabilities = await _classify(loaded, pixels)
+        probabilities = await loaded.predict_all(pixels)
         body, json_length = oip.response_body(parsed, probabilities, loaded.name, loaded.version)
         if json_length is None:
             return Response(body, media_type="application/json")
@@ -142,9 +140,3 @@ def _header_length(raw: str | None) -> int | None:
 async def _decode_all(files: list[bytes], decoder: Decoder) -> np.ndarray:
     """Every file through the /predict decoder, its limits and its memory budget."""
     return np.stack([await decoder.decode(data) for data in files])
-
-
-async def _classify(loaded: LoadedModel, pixels: np.ndarray) -> np.ndarray:
-    """Each image through the model's micro-batcher: they share forward passes with all other traffic."""
-    rows = await asyncio.gather(*(loaded.batcher.predict(image) for image in pixels))
-    return np.stack(rows)

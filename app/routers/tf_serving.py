@@ -7,7 +7,6 @@ same registry and micro-batcher as `/predict`; errors are `{"error": "..."}`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -102,8 +101,7 @@ async def predict(
             raise TensorError(f"the request body is not valid JSON ({error})") from error
         images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
         pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
-        rows = await asyncio.gather(*(loaded.batcher.predict(image) for image in pixels))
-        return tf_serving.predict_response(np.stack(rows), row)
+        return tf_serving.predict_response(await loaded.predict_all(pixels), row)
 
     return await _answer(work)
 
