@@ -10,6 +10,8 @@ second, p50/p95/p99 latency and the ratios.
     python bench/serve_throughput.py [--model model_1] [--seconds 10]
     python bench/serve_throughput.py --endpoints predict,ceiling   # quicker, for tuning
     python bench/serve_throughput.py --endpoints predict,v2_binary,v1_b64 --concurrency 32
+    python bench/serve_throughput.py --model whitened_convnet --versions 2,3 --endpoints predict
+        # /predict of each version in turn, same server, same run (an old path against a new one)
 
 Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...).
 """
@@ -34,7 +36,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 ENDPOINTS = {
-    "predict": "/predict?model={model}",
+    "predict": "/predict?model={model}{version_query}",
     "naive": "/bench/naive",
     "ceiling": "/bench/upload",
     "v2_binary": "/v2/models/{model}/infer",
@@ -63,12 +65,20 @@ def request_body(endpoint: str, png: bytes) -> tuple[bytes, str, tuple[str, str]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="model_1")
+    parser.add_argument("--versions", help="comma-separated versions for /predict (default: the served one)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="which of predict, naive, ceiling")
     args = parser.parse_args()
     endpoints = {name: ENDPOINTS[name] for name in args.endpoints.split(",")}
+    if args.versions:  # /predict once per version, named predict@N; the other endpoints as chosen.
+        chosen = {name: path for name, path in endpoints.items() if name != "predict"}
+        predict = ENDPOINTS["predict"]
+        endpoints = {
+            f"predict@{v}": predict.replace("{version_query}", f"&version={v}") for v in args.versions.split(",")
+        }
+        endpoints |= chosen
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     image = REPO / "app" / "static" / "samples" / "test_00000_cat.png"
@@ -103,8 +113,8 @@ def main() -> int:
         _wait_ready(base)
         results = {}
         for name, path in endpoints.items():
-            url = base + path.format(model=args.model)
-            request = request_body(name, image.read_bytes())
+            url = base + path.format(model=args.model, version_query="")
+            request = request_body(name.split("@")[0], image.read_bytes())
             _run_wrk(url, request, 1, 3)  # Warm-up.
             for concurrency in [int(c) for c in args.concurrency.split(",")]:
                 results[(name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
