@@ -1,11 +1,11 @@
 # make serve      install (first time) and serve the committed models on http://127.0.0.1:8000
-# make test       lint, then every test: fast loop, subprocess/browser tests, container tests last
+# make test       lint, then every test: fast loop, subprocess/browser tests, reliability suite, containers last
 # make test-fast  the quick loop: no subprocess TensorFlow, no browser, no containers
 # make lint       ruff, ruff format --check, mypy
 # make lock       re-resolve requirements*.lock to the newest releases pyproject.toml allows
 VENV ?= .venv
 PY := $(VENV)/bin/python
-FAST := not slow and not browser and not container
+FAST := not slow and not browser and not container and not reliability
 
 .PHONY: install serve test test-fast lint lock bench-train bench-serve
 install: $(VENV)/.installed
@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	touch $@
 
 serve: install
-	MODELS_DIR=models $(PY) -m uvicorn app.main:app --host 127.0.0.1 --port 8000
+	MODELS_DIR=models $(PY) -m app
 
 lint: install
 	$(PY) -m ruff check .
@@ -30,7 +30,8 @@ test-fast: install
 	$(PY) -m pytest -m "$(FAST)"
 
 test: lint test-fast
-	$(PY) -m pytest -m "slow or browser"
+	$(PY) -m pytest -m "(slow or browser) and not reliability"
+	$(PY) -m pytest -m reliability -s
 	$(PY) -m pytest -m container -s
 
 # The runtime lock is resolved inside the dev lock, so the image runs exactly the versions the tests ran.

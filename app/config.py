@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.backends import Backend, BackendOptions
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -32,12 +34,35 @@ class Settings(BaseSettings):
         description="A new version more than this many accuracy points below the served one is held back.",
     )
     poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
-    workers: int = Field(1, gt=0, description="uvicorn worker processes sharing the CPU (sets TF's thread counts).")
-    tf_intra_op_threads: int | None = Field(None, description="TensorFlow threads per op; default: CPUs / workers.")
+    host: str = Field("127.0.0.1", description="Address `python -m app` listens on (0.0.0.0 in the image).")
+    port: int = Field(8000, gt=0, lt=65536, description="Port `python -m app` listens on.")
+    workers: int = Field(
+        1, gt=0, description="Server processes `python -m app` starts; each gets CPUs / WORKERS inference threads."
+    )
+    keep_alive_seconds: int = Field(5, gt=0, description="How long an idle keep-alive connection is kept open.")
+    tf_intra_op_threads: int | None = Field(
+        None, description="Threads per forward pass (TensorFlow, OpenVINO); default: CPUs / workers."
+    )
+    inference_backend: Backend = Field(
+        Backend.AUTO,
+        description="Forward-pass runtime: auto (fastest installed that matches TensorFlow), tensorflow, openvino.",
+    )
+    backend_parity_tolerance: float = Field(
+        1e-4, gt=0, description="Largest probability difference from TensorFlow a backend may show on the probe batch."
+    )
+    backend_cache_dir: Path | None = Field(
+        Path.home() / ".cache" / "cifar10-service",
+        description="Where converted models are cached between starts; unset to convert at every load.",
+    )
     log_level: str = Field("info", description="Python logging level.")
 
     def intra_op_threads(self) -> int:
         return self.tf_intra_op_threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def backend_options(self) -> BackendOptions:
+        return BackendOptions(
+            self.inference_backend, self.intra_op_threads(), self.backend_parity_tolerance, self.backend_cache_dir
+        )
 
 
 @lru_cache

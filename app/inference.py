@@ -2,22 +2,23 @@
 
 Runs in the inference thread: reads and validates the artifact through the store
 format, loads the Keras model, compiles the shared forward pass (scaling and TTA
-inside the graph) and warms it up, so the first request never pays for tracing.
+inside the graph), hands it to the backend that will serve it (app/backends.py) and
+warms that up, so the first request never pays for tracing or conversion.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from app.backends import Backend, BackendOptions, Predict, compile_forward
 from training.core import artifacts
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE
-
-Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 32, 32, 3) -> float32 probabilities (N, 10).
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,21 @@ class Servable:
 
     artifact: artifacts.Artifact
     predict: Predict
+    backend: Backend = Backend.TENSORFLOW
+    refused: dict[str, str] = field(default_factory=dict)  # Faster backends that did not pass, and why.
 
 
 Loader = Callable[[Path], Servable]
 
 
-def load_servable(folder: Path) -> Servable:
+def make_loader(options: BackendOptions) -> Loader:
+    return partial(load_servable, options=options)
+
+
+TENSORFLOW_ONLY = BackendOptions(Backend.TENSORFLOW)
+
+
+def load_servable(folder: Path, options: BackendOptions = TENSORFLOW_ONLY) -> Servable:
     """The production loader: TensorFlow is imported here, on first use, never at app import."""
     from training.core.forward import make_forward
 
@@ -41,11 +51,8 @@ def load_servable(folder: Path) -> Servable:
     forward = make_forward(
         model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
     )
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return np.asarray(forward(images).numpy())
-
-    warm_up = predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Traces the graph before traffic arrives.
+    compiled = compile_forward(forward, artifacts.content_digest(folder), options)
+    warm_up = compiled.predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Before traffic arrives.
     if warm_up.shape != (1, NUM_CLASSES):
         raise artifacts.InvalidArtifact(f"the model outputs {warm_up.shape[1:]} values for {NUM_CLASSES} classes")
-    return Servable(artifact, predict)
+    return Servable(artifact, compiled.predict, compiled.backend, compiled.refused)

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from app.backends import Backend
 from app.batching import MicroBatcher
 from app.config import Settings
-from app.errors import InvalidRequest, ModelNotFound, ModelNotReady
-from app.inference import Loader, load_servable
+from app.errors import ModelNotFound, ModelNotReady
+from app.inference import Loader, make_loader
 from training.core import artifacts, policy
 from training.core import runs as run_store
 
@@ -90,6 +91,8 @@ class VersionState:
     error: str | None = None
     metadata: artifacts.Metadata | None = None
     files: tuple[tuple[str, int, int], ...] = ()  # A failed version is retried when these change.
+    backend: Backend | None = None  # The runtime serving it, once available.
+    refused: dict[str, str] = field(default_factory=dict)  # Faster backends that did not pass, and why.
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,9 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, loader: Loader = load_servable, executor: Executor | None = None) -> None:
+    def __init__(self, settings: Settings, loader: Loader | None = None, executor: Executor | None = None) -> None:
         self.settings = settings
-        self._loader = loader
+        self._loader = loader or make_loader(settings.backend_options())
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
         self._states: dict[str, dict[int, VersionState]] = {}
         self._serving: dict[str, Serving] = {}
@@ -158,7 +161,7 @@ class ModelRegistry:
         """The loaded model to answer with; raises ModelNotFound or ModelNotReady.
 
         By default the model's default version (policy pin or promotion gate); `version`
-        or `label` address one explicitly (not both).
+        or `label` address one explicitly (both: the label must name that version).
         """
         if name is None:
             name = self.default_model()
@@ -167,9 +170,10 @@ class ModelRegistry:
         if name not in self._states:
             raise ModelNotFound(f"model {name!r} not found")
         if label is not None:
-            if version is not None:
-                raise InvalidRequest("give either a version or a label, not both")
-            version = self._label_version(name, label)
+            labelled = self._label_version(name, label)
+            if version is not None and version != labelled:
+                raise ModelNotFound(f"model {name!r} label {label!r} names version {labelled}, not {version}")
+            version = labelled
         if version is None:
             default = self.serving(name).default_version
             chosen = self._loaded.get((name, default)) if default is not None else None
@@ -286,11 +290,19 @@ class ModelRegistry:
             servable.predict, self.executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms
         )
         self._loaded[(name, version)] = LoadedModel(servable.artifact, batcher)
-        states[version] = VersionState(version, LoadState.AVAILABLE, metadata=servable.artifact.metadata)
+        states[version] = VersionState(
+            version,
+            LoadState.AVAILABLE,
+            metadata=servable.artifact.metadata,
+            backend=servable.backend,
+            refused=servable.refused,
+        )
         # TensorFlow and a loaded model are ~300,000 long-lived Python objects; unfrozen, every full
         # garbage collection walks them all (~180 ms measured here), stalling requests mid-flight.
         gc.freeze()
-        logger.info("model %s version %s loaded", name, version)
+        logger.info("model %s version %s loaded on %s", name, version, servable.backend)
+        for backend, reason in servable.refused.items():
+            logger.info("model %s version %s not on %s: %s", name, version, backend, reason)
 
     async def _unload(self, name: str, version: int) -> None:
         loaded = self._loaded.pop((name, version), None)

@@ -50,6 +50,10 @@ class VersionStatus(BaseModel):
     params: int | None = None
     test_accuracy: float | None = None
     created_at: str | None = None
+    backend: str | None = Field(None, description="The runtime answering for this version: tensorflow or openvino.")
+    backend_refused: dict[str, str] = Field(
+        default_factory=dict, description="Faster backends that do not serve this version, and why."
+    )
 
 
 class ModelInfo(BaseModel):

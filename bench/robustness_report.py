@@ -14,7 +14,6 @@ test images (quick checks). Prints the CPU flags, since machines differ between 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import machine  # noqa: E402
 from bench.flops import forward_flops  # noqa: E402
 from training import calibration, robustness  # noqa: E402
 from training.core import artifacts  # noqa: E402
@@ -81,9 +81,7 @@ def main() -> int:
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--limit", type=int, help="first N test images only")
     args = parser.parse_args()
-    flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    print(next((line for line in flags.splitlines() if line.startswith("Model name")), "Model name: ?"))
-    print("AVX-512:", "yes" if "avx512f" in flags else "no")
+    print(machine.describe())
     dataset = load_cifar10()
     images, labels = dataset.x_test[: args.limit], dataset.y_test[: args.limit]
     print(f"test images: {len(labels)}")

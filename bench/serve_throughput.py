@@ -12,14 +12,18 @@ second, p50/p95/p99 latency and the ratios.
     python bench/serve_throughput.py --endpoints predict,v2_binary,v1_b64 --concurrency 32
     python bench/serve_throughput.py --model whitened_convnet --versions 2,3 --endpoints predict
         # /predict of each version in turn, same server, same run (an old path against a new one)
+    python bench/serve_throughput.py --model whitened_convnet --versions 3,4 --backends tensorflow,openvino \
+        --endpoints predict   # one server per backend, in turn; every cell against the first one
 
-Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...).
+Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...);
+`--backends` sets INFERENCE_BACKEND for each server (default: the environment's, else auto).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -35,6 +40,10 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import machine  # noqa: E402
+
 ENDPOINTS = {
     "predict": "/predict?model={model}{version_query}",
     "naive": "/bench/naive",
@@ -70,6 +79,7 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="which of predict, naive, ceiling")
+    parser.add_argument("--backends", help="comma-separated INFERENCE_BACKEND values, one server each, in turn")
     args = parser.parse_args()
     endpoints = {name: ENDPOINTS[name] for name in args.endpoints.split(",")}
     if args.versions:  # /predict once per version, named predict@N; the other endpoints as chosen.
@@ -82,64 +92,81 @@ def main() -> int:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     image = REPO / "app" / "static" / "samples" / "test_00000_cat.png"
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    backends = args.backends.split(",") if args.backends else [os.environ.get("INFERENCE_BACKEND", "auto")]
+    print(machine.describe())
+    results: dict[tuple[str, str, int], dict] = {}
+    for backend in backends:
+        print(f"\n== backend {backend}", flush=True)
+        with _server(args.model, args.port, backend) as base:
+            for name, path in endpoints.items():
+                url = base + path.format(model=args.model, version_query="")
+                request = request_body(name.split("@")[0], image.read_bytes())
+                _run_wrk(url, request, 1, 3)  # Warm-up.
+                for concurrency in concurrencies:
+                    r = results[(backend, name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
+                    print(
+                        f"{name:8} c={concurrency:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
+                        f"p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
+                        flush=True,
+                    )
+    for backend in backends:
+        _print_ratios(args.model, backend, concurrencies, results)
+    if len(backends) > 1 or args.versions:
+        _print_side_by_side(backends, list(endpoints), concurrencies, results)
+    return 0
+
+
+@contextlib.contextmanager
+def _server(model: str, port: int, backend: str) -> Iterator[str]:
+    """The service plus bench/baseline_app.py's reference endpoints, in uvicorn, until the block ends."""
     env = {
         **os.environ,
-        "BENCH_MODEL": args.model,
+        "BENCH_MODEL": model,
         "MODELS_DIR": str(REPO / "models"),
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "POLL_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "warning",
         "PYTHONPATH": str(REPO),
+        "INFERENCE_BACKEND": backend,
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.baseline_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(args.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=REPO,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{args.port}"
+    command = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"], cwd=REPO, env=env)
+    base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base)
-        results = {}
-        for name, path in endpoints.items():
-            url = base + path.format(model=args.model, version_query="")
-            request = request_body(name.split("@")[0], image.read_bytes())
-            _run_wrk(url, request, 1, 3)  # Warm-up.
-            for concurrency in [int(c) for c in args.concurrency.split(",")]:
-                results[(name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
-                r = results[(name, concurrency)]
-                print(
-                    f"{name:8} c={concurrency:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
-                    f"p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
-                    flush=True,
-                )
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"\nmodel {args.model}; ratios of /predict throughput:")
-    for concurrency in [int(c) for c in args.concurrency.split(",")]:
-        ours = results.get(("predict", concurrency), {}).get("rps")
+
+
+def _print_ratios(model: str, backend: str, concurrencies: list[int], results: dict) -> None:
+    print(f"\nmodel {model}, backend {backend}; ratios of /predict throughput:")
+    for concurrency in concurrencies:
+        ours = results.get((backend, "predict", concurrency), {}).get("rps")
         line = f"  c={concurrency:<3}"
-        if ours and ("naive", concurrency) in results:
-            line += f" vs naive {ours / results[('naive', concurrency)]['rps']:5.1f}x  "
-        if ours and ("ceiling", concurrency) in results:
-            line += f" vs ceiling {ours / results[('ceiling', concurrency)]['rps']:6.1%}"
+        if ours and (backend, "naive", concurrency) in results:
+            line += f" vs naive {ours / results[(backend, 'naive', concurrency)]['rps']:5.1f}x  "
+        if ours and (backend, "ceiling", concurrency) in results:
+            line += f" vs ceiling {ours / results[(backend, 'ceiling', concurrency)]['rps']:6.1%}"
         for protocol in ("v2_binary", "v1_b64"):
-            if ours and (protocol, concurrency) in results:
-                line += f"  {protocol} {results[(protocol, concurrency)]['rps'] / ours:5.2f}x of /predict"
+            if ours and (backend, protocol, concurrency) in results:
+                line += f"  {protocol} {results[(backend, protocol, concurrency)]['rps'] / ours:5.2f}x of /predict"
         print(line)
-    return 0
+
+
+def _print_side_by_side(backends: list[str], endpoints: list[str], concurrencies: list[int], results: dict) -> None:
+    """Every (backend, endpoint) cell as req/s, p99, and its ratio to the first cell at the same concurrency."""
+    cells = [(backend, endpoint) for backend in backends for endpoint in endpoints]
+    print(f"\n| backend | endpoint | {' | '.join(f'c={c} req/s (p99 ms)' for c in concurrencies)} |")
+    print("|---|---|" + "---|" * len(concurrencies))
+    for backend, endpoint in cells:
+        row = []
+        for concurrency in concurrencies:
+            r, first = results[(backend, endpoint, concurrency)], results[(*cells[0], concurrency)]
+            row.append(f"{r['rps']:.1f} ({r['p99_ms']:.1f}) = {r['rps'] / first['rps']:.2f}x")
+        print(f"| {backend} | {endpoint} | {' | '.join(row)} |")
 
 
 def _wait_ready(base: str) -> None:

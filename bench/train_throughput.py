@@ -14,7 +14,6 @@ median and range of the ratio:
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras
 import numpy as np
 
+from bench import machine
 from training.architectures import get_architecture
 from training.data import load_cifar10
 from training.optimizers import make_optimizer
@@ -72,9 +72,7 @@ def main() -> int:
     parser.add_argument("--models", default="model_1,model_2")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each, alternating")
     args = parser.parse_args()
-    flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    print(next((line for line in flags.splitlines() if line.startswith("Model name")), "Model name: ?"))
-    print("AVX-512:", "yes" if "avx512f" in flags else "no")
+    print(machine.describe())
     dataset = load_cifar10()
     x, y = dataset.x_train[: args.steps * 32], dataset.y_train[: args.steps * 32]
     print(f"{args.steps} steps of batch 32 ({len(x)} images) per measurement, {args.repeats} repeats")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from tests.utils.data import write_tiny_cifar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Converted models go to a cache of this test run (servers started as subprocesses inherit it), never the user's.
+os.environ["BACKEND_CACHE_DIR"] = tempfile.mkdtemp(prefix="backend-cache-")
 
 
 @pytest.fixture(scope="session")

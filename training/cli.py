@@ -8,6 +8,7 @@ from pathlib import Path
 
 from training import policy_cli
 from training.architectures import ARCHITECTURES
+from training.core.preprocessing import TestTimeAugmentation
 from training.data import DATA_ENV_VAR, DatasetError
 from training.train import TrainOptions, train
 
@@ -34,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("source", type=Path, help="the version folder to calibrate, e.g. models/model_1/3")
     calibrate.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
     calibrate.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
+    calibrate.add_argument(
+        "--tta",
+        choices=[mode.value for mode in TestTimeAugmentation],
+        help="serve with this test-time augmentation instead (default: the source's); see bench/tta_views.py",
+    )
     repeat = commands.add_parser(
         "repeat", help="train a recipe with several seeds, each recorded under models/<name>/runs/epochs-<E>/<seed>/"
     )
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export-samples":
         return _export_samples(args.out, args.per_class, args.data)
     if args.command == "calibrate":
-        return _calibrate(args.source, args.models_dir, args.data)
+        return _calibrate(args.source, args.models_dir, args.data, args.tta)
     if args.command == "serve-policy":
         return _serve_policy(args)
     if args.command == "repeat":
@@ -150,12 +156,12 @@ def _serve_policy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate(source: Path, models_dir: Path, data: Path | None) -> int:
+def _calibrate(source: Path, models_dir: Path, data: Path | None, tta: str | None) -> int:
     from training.calibrate import calibrate_version
     from training.core.artifacts import InvalidArtifact
 
     try:
-        published = calibrate_version(source, models_dir, data)
+        published = calibrate_version(source, models_dir, data, TestTimeAugmentation(tta) if tta else None)
     except (DatasetError, InvalidArtifact, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

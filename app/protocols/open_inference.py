@@ -29,6 +29,33 @@ CLASS_INDEX = "class_index"  # INT64 [N]
 OUTPUTS = (PROBABILITIES, CLASS_INDEX)
 PIXELS_PER_IMAGE = int(np.prod(INPUT_SHAPE))
 
+# The JSON inference header as JSON Schema, for the OpenAPI document. What it cannot say (that
+# `data` holds shape's product of values, that files decode) is checked by the parser, with 400.
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "enum": [PIXELS, FILES]},
+                    "datatype": {"type": "string", "enum": ["UINT8", "BYTES"]},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "data": {"type": "array"},
+                    "parameters": {"type": "object"},
+                },
+                "required": ["name", "datatype", "shape"],
+            },
+        },
+        "outputs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+    },
+    "required": ["inputs"],
+}
+
 
 class TensorError(InvalidRequest):
     """A tensor that does not fit the model's signature: wrong name, datatype, shape or size."""
@@ -96,7 +123,7 @@ def _input(spec: dict[str, Any], binary: memoryview, max_batch: int) -> tuple[An
     """The decoded tensor and how many binary bytes it used."""
     name, datatype, shape = spec.get("name"), spec.get("datatype"), spec.get("shape")
     expected = {PIXELS: "UINT8", FILES: "BYTES"}
-    if name not in expected:
+    if not isinstance(name, str) or name not in expected:
         raise TensorError(f"unknown input {name!r}; inputs: {PIXELS} (UINT8), {FILES} (BYTES)")
     if datatype != expected[name]:
         raise TensorError(f"input {name!r} must be {expected[name]}, got {datatype!r}")
@@ -130,11 +157,16 @@ def _pixels_from_json(data: Any, shape: list[int]) -> np.ndarray:
         values = np.asarray(data)
     except (ValueError, TypeError) as error:
         raise TensorError(f"input data is not a regular (flat or nested) list of numbers ({error})") from error
-    if values.dtype.kind not in "iu" or values.size != int(np.prod(shape)):
+    if not integral(values) or values.size != int(np.prod(shape)):
         raise TensorError(f"UINT8 {shape} needs {int(np.prod(shape))} integers, got {values.size} of {values.dtype}")
     if values.size and (values.min() < 0 or values.max() > 255):
         raise TensorError("UINT8 values must be 0 to 255")
     return values.astype(np.uint8).reshape(shape)
+
+
+def integral(values: np.ndarray) -> bool:
+    """Integers, or JSON numbers like 159.0 (JSON Schema counts those as integers too)."""
+    return values.dtype.kind in "iu" or (values.dtype.kind == "f" and bool(np.all(np.mod(values, 1) == 0)))
 
 
 def _raw_pixels(body: bytes, max_batch: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from app.protocols.open_inference import TensorError
+from app.protocols.open_inference import TensorError, integral
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE
 
@@ -24,6 +24,38 @@ OUTPUT_NAME = "probabilities"
 SIGNATURE = "serving_default"
 
 Image = np.ndarray | bytes  # Pixels, or an encoded file still to decode.
+
+# The :predict body as JSON Schema, for the OpenAPI document. What it cannot say (that b64
+# decodes to an image) is checked by the parser and the decoder, with 400 or 415.
+_PIXELS_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 255}
+for _size in reversed(INPUT_SHAPE):
+    _PIXELS_SCHEMA = {"type": "array", "minItems": _size, "maxItems": _size, "items": _PIXELS_SCHEMA}
+_FILE_SCHEMA = {
+    "type": "object",
+    "properties": {"b64": {"type": "string", "contentEncoding": "base64"}},
+    "required": ["b64"],
+    "additionalProperties": False,
+}
+_BATCH_SCHEMA = {"type": "array", "minItems": 1, "items": {"oneOf": [_PIXELS_SCHEMA, _FILE_SCHEMA]}}
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "signature_name": {"type": "string", "enum": [SIGNATURE]},
+        "instances": _BATCH_SCHEMA,
+        "inputs": {
+            "oneOf": [
+                _BATCH_SCHEMA,
+                {
+                    "type": "object",
+                    "properties": {INPUT_NAME: _BATCH_SCHEMA},
+                    "required": [INPUT_NAME],
+                    "additionalProperties": False,
+                },
+            ]
+        },
+    },
+    "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+}
 
 
 def parse_predict(body: Any, max_batch: int) -> tuple[list[Image], bool]:
@@ -60,7 +92,7 @@ def _image(item: Any, index: int) -> Image:
         pixels = np.asarray(item)
     except (ValueError, TypeError) as error:
         raise TensorError(f"image {index}: not a regular nested list ({error})") from error
-    if pixels.shape != INPUT_SHAPE or pixels.dtype.kind not in "iu":
+    if pixels.shape != INPUT_SHAPE or not integral(pixels):
         raise TensorError(f"image {index}: expected a {list(INPUT_SHAPE)} list of integers, got {list(pixels.shape)}")
     if pixels.min() < 0 or pixels.max() > 255:
         raise TensorError(f"image {index}: pixel values must be 0 to 255")

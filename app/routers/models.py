@@ -38,11 +38,15 @@ def list_models(registry: RegistryDep) -> ModelList:
 @router.get("/compare", responses=ERRORS)
 def compare(
     registry: RegistryDep,
-    names: Annotated[str, Query(description="Comma-separated model names, e.g. model_1,model_2.")],
+    names: Annotated[
+        str,
+        # At least one name: something other than commas and spaces (else 422, as the schema says).
+        Query(description="Comma-separated model names, e.g. model_1,model_2.", pattern=r"[^,\s]"),
+    ],
 ) -> dict[str, Any]:
     """Side-by-side numbers for several models (served versions) and a paragraph that reads them."""
     wanted = [name.strip() for name in names.split(",") if name.strip()]
-    if not wanted:
+    if not wanted:  # Only separators and control characters that str.strip() counts as space.
         raise InvalidRequest("name at least one model, e.g. ?names=model_1,model_2")
     return compare_models(registry, wanted)
 
@@ -118,6 +122,8 @@ def _model_info(registry: ModelRegistry, name: str, default: str | None) -> Mode
                 params=state.metadata.params if state.metadata else None,
                 test_accuracy=state.metadata.test_accuracy if state.metadata else None,
                 created_at=state.metadata.created_at if state.metadata else None,
+                backend=state.backend,
+                backend_refused=state.refused,
             )
             for state in sorted(states.values(), key=lambda s: s.version)
         ],

@@ -24,6 +24,17 @@ router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
 HEADER_LENGTH = "inference-header-content-length"
 ERROR_SCHEMA = {"content": {"application/json": {"example": {"error": "unknown model 'x'"}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {status: ERROR_SCHEMA for status in (400, 404, 413, 503)}
+# The body is read by hand (JSON, or a JSON header followed by binary tensor data), so FastAPI cannot
+# describe it; the binary form's header length travels in Inference-Header-Content-Length.
+INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": oip.REQUEST_SCHEMA},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
 
 
 async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
@@ -90,8 +101,8 @@ async def read_model_ready(name: str, registry: RegistryDep, version: str | None
     return response
 
 
-@router.post("/models/{name}/infer", responses=ERRORS)
-@router.post("/models/{name}/versions/{version}/infer", responses=ERRORS)
+@router.post("/models/{name}/infer", responses=ERRORS, openapi_extra=INFER_BODY)
+@router.post("/models/{name}/versions/{version}/infer", responses=ERRORS, openapi_extra=INFER_BODY)
 async def infer(
     name: str,
     request: Request,

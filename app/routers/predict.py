@@ -38,7 +38,9 @@ TopKQuery = Annotated[int, Query(ge=1, le=10, description="How many of the most 
 async def predict_image(
     registry: RegistryDep,
     decoder: DecoderDep,
-    file: Annotated[UploadFile, File(description="An image: PNG, JPEG, GIF, BMP or WebP.")],
+    file: Annotated[
+        UploadFile, File(description="An image: PNG, JPEG, GIF, BMP or WebP.", json_schema_extra={"minLength": 1})
+    ],
     model: ModelQuery = None,
     version: VersionQuery = None,
     label: LabelQuery = None,
@@ -55,7 +57,10 @@ async def predict_batch(
     registry: RegistryDep,
     settings: SettingsDep,
     decoder: DecoderDep,
-    files: Annotated[list[UploadFile], File(description="Several images; each gets its own result or error.")],
+    files: Annotated[
+        list[UploadFile],
+        File(description="Several images; each gets its own result or error.", json_schema_extra={"minItems": 1}),
+    ],
     model: ModelQuery = None,
     version: VersionQuery = None,
     label: LabelQuery = None,

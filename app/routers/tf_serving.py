@@ -24,6 +24,10 @@ from app.registry import LoadState, ModelRegistry
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving REST (v1)"])
 ERROR_SCHEMA = {"content": {"application/json": {"example": {"error": "Servable not found for request"}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {status: ERROR_SCHEMA for status in (400, 404, 413, 415, 503)}
+# The body is read by hand (to answer in TF Serving's error shape), so FastAPI cannot describe it.
+PREDICT_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": tf_serving.REQUEST_SCHEMA}}}
+}
 TF_STATES = {
     LoadState.LOADING: "LOADING",
     LoadState.AVAILABLE: "AVAILABLE",
@@ -40,6 +44,35 @@ async def _answer(work: Callable[[], Awaitable[Any]]) -> Response:
     except HTTPException as error:  # The body-size limit, raised while the body streams in.
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
     return JSONResponse(result)
+
+
+# The :predict routes come first: `/{name}` would also match "model_1:predict", and an OPTIONS or
+# wrong-method request must be told the methods of the route it meant (Allow: POST).
+@router.post("/{name}:predict", responses=ERRORS, openapi_extra=PREDICT_BODY)
+@router.post("/{name}/versions/{version}:predict", responses=ERRORS, openapi_extra=PREDICT_BODY)
+@router.post("/{name}/labels/{label}:predict", responses=ERRORS, openapi_extra=PREDICT_BODY)
+async def predict(
+    name: str,
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    decoder: DecoderDep,
+    version: str | None = None,
+    label: str | None = None,
+) -> Response:
+    """Classify `instances` (row format) or `inputs` (columnar): b64 image files or 32x32x3 pixel lists."""
+
+    async def work() -> dict[str, Any]:
+        loaded = registry.get(name, _number(version), label)
+        try:
+            body = json.loads(await request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise TensorError(f"the request body is not valid JSON ({error})") from error
+        images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
+        pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
+        return tf_serving.predict_response(await loaded.predict_all(pixels), row)
+
+    return await _answer(work)
 
 
 @router.get("/{name}", responses=ERRORS)
@@ -75,33 +108,6 @@ async def read_model_metadata(
     async def work() -> dict[str, Any]:
         loaded = registry.get(name, _number(version), label)
         return tf_serving.metadata(loaded.name, loaded.version)
-
-    return await _answer(work)
-
-
-@router.post("/{name}:predict", responses=ERRORS)
-@router.post("/{name}/versions/{version}:predict", responses=ERRORS)
-@router.post("/{name}/labels/{label}:predict", responses=ERRORS)
-async def predict(
-    name: str,
-    request: Request,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    decoder: DecoderDep,
-    version: str | None = None,
-    label: str | None = None,
-) -> Response:
-    """Classify `instances` (row format) or `inputs` (columnar): b64 image files or 32x32x3 pixel lists."""
-
-    async def work() -> dict[str, Any]:
-        loaded = registry.get(name, _number(version), label)
-        try:
-            body = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise TensorError(f"the request body is not valid JSON ({error})") from error
-        images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
-        pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
-        return tf_serving.predict_response(await loaded.predict_all(pixels), row)
 
     return await _answer(work)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from app.config import Settings
-from app.errors import InvalidRequest, ModelNotFound, ModelNotReady
+from app.errors import ModelNotFound, ModelNotReady
 from app.inference import Servable
 from app.registry import LoadState, ModelRegistry
 from training.core import artifacts, policy
@@ -237,8 +237,9 @@ def test_a_pin_overrides_the_gate_and_labels_address_versions(store: Path) -> No
         assert registry.get("m", label="canary").version == 3
         with pytest.raises(ModelNotFound, match="no label 'beta'"):
             registry.get("m", label="beta")
-        with pytest.raises(InvalidRequest):
-            registry.get("m", version=1, label="stable")
+        assert registry.get("m", version=1, label="stable").version == 1  # Both may be given if they agree.
+        with pytest.raises(ModelNotFound, match="label 'stable' names version 1, not 3"):
+            registry.get("m", version=3, label="stable")
 
     in_loop(store, loader, body)
 

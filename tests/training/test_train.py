@@ -15,7 +15,7 @@ from training.architectures import get_architecture
 from training.calibrate import calibrate_version
 from training.core import artifacts
 from training.core.forward import make_forward
-from training.core.preprocessing import TtaAverage
+from training.core.preprocessing import TestTimeAugmentation, TtaAverage
 from training.data import calibration_split, load_cifar10
 from training.optimizers import make_optimizer
 from training.pipeline import training_batches
@@ -105,6 +105,26 @@ def test_calibrating_a_version_publishes_a_calibrated_copy(calibrated_store: Pat
     copy = artifacts.load_artifact(published)
     assert copy.version == 2 and copy.metadata.temperature == pytest.approx(source.metadata.temperature)
     assert copy.metrics.history == source.metrics.history and copy.summary == source.summary
+
+
+def test_a_copy_with_other_views_stores_the_accuracy_of_the_forward_pass_it_serves(
+    calibrated_store: Path, tiny_cifar_dir: Path
+) -> None:
+    """`calibrate --tta hflip`: the new version's metadata, metrics and accuracy all describe two-view TTA."""
+    published = calibrate_version(
+        calibrated_store / "model_1" / "1", calibrated_store, tiny_cifar_dir, TestTimeAugmentation.HFLIP
+    )
+    copy = artifacts.load_artifact(published)
+    assert copy.metadata.test_time_augmentation is TestTimeAugmentation.HFLIP
+    assert copy.metrics.test_time_augmentation is TestTimeAugmentation.HFLIP
+    model = artifacts.load_keras_model(published)
+    metadata = copy.metadata
+    forward = make_forward(
+        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
+    )
+    dataset = load_cifar10(tiny_cifar_dir)
+    served = forward(dataset.x_test).numpy().argmax(axis=1)
+    assert metadata.test_accuracy == pytest.approx(float((served == dataset.y_test).mean()))
 
 
 def test_a_version_trained_on_every_image_cannot_be_calibrated(tiny_store: Path, tmp_path: Path) -> None:

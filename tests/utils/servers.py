@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,26 +45,46 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def memory_kb(self) -> dict[str, int]:
+        """Current (VmRSS) and peak (VmHWM) resident memory of the server process, in KB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
+
+
 @contextmanager
-def serving(models_dir: Path, log_path: Path, **environment: str) -> Iterator[str]:
-    """uvicorn on a free 127.0.0.1 port over `models_dir`; yields its base URL once /readyz says 200."""
+def server_process(models_dir: Path, log_path: Path, **environment: str) -> Iterator[ServerProcess]:
+    """`python -m app` on a free 127.0.0.1 port over `models_dir`, once /readyz says 200."""
     port = free_port()
-    env = {**os.environ, "MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2", **environment}
+    env = {**os.environ, "MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2", "PORT": str(port), **environment}
     with log_path.open("w") as log:  # A file, not a pipe: a full pipe would stall the server.
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
             wait_until_ready(base_url, process, log_path)
-            yield base_url
+            yield ServerProcess(base_url, process, log_path)
         finally:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
+
+
+@contextmanager
+def serving(models_dir: Path, log_path: Path, **environment: str) -> Iterator[str]:
+    """Like `server_process`, for tests that only need the base URL."""
+    with server_process(models_dir, log_path, **environment) as server:
+        yield server.url
 
 
 def wait_until_ready(

@@ -25,6 +25,7 @@ both use this module's records and readers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -276,6 +277,17 @@ def signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
         return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()))
     except OSError:
         return ()
+
+
+def content_digest(folder: Path) -> str:
+    """A hash of what defines a version's predictions (weights and metadata): keys caches derived from it.
+
+    Unlike `signature`, it survives a copy or a fresh clone, which change modification times.
+    """
+    digest = hashlib.sha256()
+    for filename in (MODEL_FILE, METADATA_FILE):
+        digest.update((folder / filename).read_bytes())
+    return digest.hexdigest()
 
 
 def version_dir(models_dir: Path, name: str, version: int | None = None) -> Path:

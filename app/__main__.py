@@ -1,0 +1,47 @@
+"""`python -m app`: the service in uvicorn with WORKERS processes (what `make serve` and the image run).
+
+With several workers each is a separate process with its own copy of the models and
+TensorFlow/OpenVINO threads (CPUs / WORKERS each), so Prometheus counters would be
+per process; they are kept in a shared folder instead (prometheus_client's
+multiprocess mode), which /metrics in any worker sums, so a scrape sees the whole service.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import uvicorn
+
+from app.config import get_settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess_metrics() -> Path:
+    """An empty folder for the workers' metric files; must exist before any worker imports prometheus_client."""
+    folder = Path(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="cifar10-metrics-"))
+    shutil.rmtree(folder, ignore_errors=True)  # Counts from an earlier run must not carry over.
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder
+
+
+def main() -> None:
+    settings = get_settings()
+    if settings.workers > 1:
+        prepare_multiprocess_metrics()
+    uvicorn.run(
+        "app.main:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level.lower(),
+        timeout_keep_alive=settings.keep_alive_seconds,
+    )
+
+
+if __name__ == "__main__":
+    main()
