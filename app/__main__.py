@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from app.config import get_settings
+from app.connections import HeaderDeadlineProtocol
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -40,6 +41,9 @@ def main() -> None:
         workers=settings.workers,
         log_level=settings.log_level.lower(),
         timeout_keep_alive=settings.keep_alive_seconds,
+        http=HeaderDeadlineProtocol,
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=5,  # Requests still running then are cancelled; shutdown never hangs.
     )
 
 

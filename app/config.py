@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     models_dir: Path = Field(Path("models"), description="The model store, models/<name>/<version>/.")
     default_model: str | None = Field(None, description="Model used when a request names none; else the most accurate.")
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above).")
-    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest declared width x height (413 above).")
+    # 25 M covers a 24 MP camera (6000 x 4000) and every phone's default mode. Decoding takes up to
+    # ~8 bytes per pixel at its peak, so the decode slots bound the burst (tests/reliability/test_memory.py).
+    max_image_pixels: int = Field(25_000_000, gt=0, description="Largest declared width x height (413 above).")
     max_concurrent_decodes: int = Field(
         2, gt=0, description="Uploads over 16 KB decoded at once; bounds the memory a burst of large images takes."
     )
@@ -40,6 +42,12 @@ class Settings(BaseSettings):
         1, gt=0, description="Server processes `python -m app` starts; each gets CPUs / WORKERS inference threads."
     )
     keep_alive_seconds: int = Field(5, gt=0, description="How long an idle keep-alive connection is kept open.")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this time, or the connection is closed."
+    )
+    max_connections: int = Field(
+        512, gt=0, description="Connections and requests in progress at once, per worker; 503 beyond."
+    )
     tf_intra_op_threads: int | None = Field(
         None, description="Threads per forward pass (TensorFlow, OpenVINO); default: CPUs / workers."
     )

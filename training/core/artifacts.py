@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,7 +322,11 @@ def load_keras_model(folder: Path) -> Any:
     """The version's Keras model, uncompiled (serving needs no optimizer)."""
     import keras  # Lazily: reading the JSON files must not pay for TensorFlow.
 
-    return keras.saving.load_model(folder / MODEL_FILE, compile=False)
+    path = folder / MODEL_FILE
+    # Keras reports a truncated archive as "File not found"; say what is actually wrong.
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise InvalidArtifact(f"{folder.parent.name}/{folder.name}/{MODEL_FILE} is not a complete .keras archive (truncated or corrupt)")
+    return keras.saving.load_model(path, compile=False)
 
 
 def read_record(folder: Path, filename: str, schema: type[RecordT]) -> RecordT:
