@@ -325,7 +325,8 @@ def load_keras_model(folder: Path) -> Any:
     path = folder / MODEL_FILE
     # Keras reports a truncated archive as "File not found"; say what is actually wrong.
     if path.is_file() and not zipfile.is_zipfile(path):
-        raise InvalidArtifact(f"{folder.parent.name}/{folder.name}/{MODEL_FILE} is not a complete .keras archive (truncated or corrupt)")
+        where = f"{folder.parent.name}/{folder.name}/{MODEL_FILE}"
+        raise InvalidArtifact(f"{where} is not a complete .keras archive (truncated or corrupt)")
     return keras.saving.load_model(path, compile=False)
 
 
