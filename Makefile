@@ -5,7 +5,7 @@
 # make lock       re-resolve requirements*.lock to the newest releases pyproject.toml allows
 VENV ?= .venv
 PY := $(VENV)/bin/python
-FAST := not slow and not browser and not container and not reliability
+FAST := not slow and not browser and not container and not reliability and not distributed
 
 .PHONY: install serve test test-fast lint lock bench-train bench-serve
 install: $(VENV)/.installed
@@ -32,6 +32,7 @@ test-fast: install
 test: lint test-fast
 	$(PY) -m pytest -m "(slow or browser) and not reliability"
 	$(PY) -m pytest -m reliability -s
+	$(PY) -m pytest -m distributed -s
 	$(PY) -m pytest -m container -s
 
 # The runtime lock is resolved inside the dev lock, so the image runs exactly the versions the tests ran.

@@ -4,7 +4,10 @@ TensorFlow is the reference: training stores its accuracies through the same
 `make_forward` graph. A faster CPU runtime may serve instead (OpenVINO: the traced
 graph converted once per version), but only after it has agreed with TensorFlow on
 a fixed probe batch; a version it disagrees on, or cannot convert, is served by
-TensorFlow, with the reason shown in `GET /models`. Conversion runs at load time in
+TensorFlow, with the reason shown in `GET /models`. With `auto`, "faster" is measured
+too, per version, at load: the candidate must beat TensorFlow on a single image and on
+a full micro-batch, or TensorFlow keeps serving (tiny networks can be dominated by a
+runtime's per-call cost). Conversion runs at load time in
 the inference thread, never on the request path, and its result is cached on disk
 keyed by the version's files and the runtime's version.
 """
@@ -16,7 +19,9 @@ import importlib.util
 import logging
 import os
 import shutil
+import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -50,6 +55,7 @@ class BackendOptions:
     threads: int = 1
     parity_tolerance: float = 1e-4
     cache_dir: Path | None = None
+    batch_size: int = 32  # The micro-batcher's largest batch: `auto` compares speed at 1 and at this size.
 
 
 @dataclass(frozen=True)
@@ -113,8 +119,33 @@ def compile_forward(forward: Any, version_key: str, options: BackendOptions) -> 
                 f"> tolerance {options.parity_tolerance:.0e}"
             )
             continue
+        if options.requested is Backend.AUTO:
+            slower = slower_than(candidate, reference, options.batch_size)
+            if slower:
+                refused[backend] = f"slower than tensorflow for this version ({slower})"
+                continue
         return Compiled(backend, candidate, refused)
     raise AssertionError("TensorFlow is always the last resort")  # pragma: no cover
+
+
+def slower_than(candidate: Predict, reference: Predict, batch_size: int) -> str | None:
+    """None when `candidate` is at least as fast at batch 1 and at `batch_size`; else the timings."""
+    for size in (1, batch_size):
+        images = np.resize(probe_images(), (size, *INPUT_SHAPE))
+        ours, theirs = _median_seconds(candidate, images), _median_seconds(reference, images)
+        if ours > theirs:
+            return f"{ours * 1000:.2f} ms against {theirs * 1000:.2f} ms for a batch of {size}"
+    return None
+
+
+def _median_seconds(predict: Predict, images: np.ndarray, repeats: int = 7) -> float:
+    predict(images)  # Warm-up: first calls allocate.
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(images)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
 
 
 def _openvino(forward: Any, version_key: str, options: BackendOptions) -> Predict:

@@ -69,7 +69,11 @@ class Settings(BaseSettings):
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(
-            self.inference_backend, self.intra_op_threads(), self.backend_parity_tolerance, self.backend_cache_dir
+            self.inference_backend,
+            self.intra_op_threads(),
+            self.backend_parity_tolerance,
+            self.backend_cache_dir,
+            self.batch_max_size,
         )
 
 

@@ -80,6 +80,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="which of predict, naive, ceiling")
     parser.add_argument("--backends", help="comma-separated INFERENCE_BACKEND values, one server each, in turn")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (WORKERS), sharing the CPUs")
     args = parser.parse_args()
     endpoints = {name: ENDPOINTS[name] for name in args.endpoints.split(",")}
     if args.versions:  # /predict once per version, named predict@N; the other endpoints as chosen.
@@ -94,11 +95,11 @@ def main() -> int:
     image = REPO / "app" / "static" / "samples" / "test_00000_cat.png"
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     backends = args.backends.split(",") if args.backends else [os.environ.get("INFERENCE_BACKEND", "auto")]
-    print(machine.describe())
+    print(machine.describe(), f"- {args.workers} server process(es)")
     results: dict[tuple[str, str, int], dict] = {}
     for backend in backends:
         print(f"\n== backend {backend}", flush=True)
-        with _server(args.model, args.port, backend) as base:
+        with _server(args.model, args.port, backend, args.workers) as base:
             for name, path in endpoints.items():
                 url = base + path.format(model=args.model, version_query="")
                 request = request_body(name.split("@")[0], image.read_bytes())
@@ -118,7 +119,7 @@ def main() -> int:
 
 
 @contextlib.contextmanager
-def _server(model: str, port: int, backend: str) -> Iterator[str]:
+def _server(model: str, port: int, backend: str, workers: int = 1) -> Iterator[str]:
     """The service plus bench/baseline_app.py's reference endpoints, in uvicorn, until the block ends."""
     env = {
         **os.environ,
@@ -129,8 +130,10 @@ def _server(model: str, port: int, backend: str) -> Iterator[str]:
         "LOG_LEVEL": "warning",
         "PYTHONPATH": str(REPO),
         "INFERENCE_BACKEND": backend,
+        "WORKERS": str(workers),  # Each worker's thread pools get CPUs / WORKERS threads.
     }
     command = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers)]
     server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"], cwd=REPO, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -10,9 +10,10 @@ own temperature and averaging, weights renormalised:
 
     1 view: the image; 2: + its mirror (`hflip`); 4: + one shift and its mirror; 6: all.
 
-A version can serve fewer views when they stay within 0.1 point of the six
-(`python -m training calibrate SOURCE --tta hflip` publishes such a version, evaluated
-through exactly that forward pass).
+The 2-view subset is the `hflip` mode and the 4-view one `hflip_shift`. A version can
+serve fewer views when they stay within 0.1 point of the six (`python -m training
+calibrate SOURCE --tta hflip_shift` publishes such a version, its temperature refitted
+and its accuracies measured through exactly that forward pass).
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ ENTRY_POINTS = {
     "bench.whitened_convnet_run": "main",
     "bench.robustness_report": "main",
     "bench.decode_memory": "main",
+    "bench.tta_views": "main",
+    "bench.backend_accuracy": "main",
+    "bench.int8_openvino": "main",
+    "bench.distributed_scaling": "main",
+    "bench.machine": "describe",
 }
 
 

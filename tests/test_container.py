@@ -156,3 +156,18 @@ def test_train_in_a_container_then_serve_the_new_version(compose_env: dict[str, 
         text=True,
     )
     print("api container health:", health.stdout.strip())
+
+
+def test_the_train_cluster_profile_trains_on_two_containers(compose_env: dict[str, str]) -> None:
+    """Chief and worker containers, TF_CONFIG naming each other by service name; one version, by the chief."""
+    store = Path(compose_env["MODELS_HOST_DIR"])
+    new = artifacts.list_versions(store, "model_1")[-1] + 1
+    env = compose_env | {"CLUSTER_TRAIN_ARGS": "model_1 --epochs 1 --limit 2000"}
+    result = _timed(
+        "train-cluster", env, "--profile", "train-cluster", "up", "--abort-on-container-exit",
+        "--exit-code-from", "train-chief", "train-chief", "train-worker-1",
+    )  # fmt: skip
+    assert "this process is the chief" in result.stdout and "this worker publishes nothing" in result.stdout
+    assert f"published /srv/models/model_1/{new}" in result.stdout, result.stdout[-3000:]
+    assert artifacts.list_versions(store, "model_1")[-1] == new
+    artifacts.load_artifact(store / "model_1" / str(new))  # Complete.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from training import policy_cli
 from training.architectures import ARCHITECTURES
 from training.core.preprocessing import TestTimeAugmentation
 from training.data import DATA_ENV_VAR, DatasetError
+from training.distributed import WorkerFailed
 from training.train import TrainOptions, train
 
 
@@ -24,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=int, help="train on the first N training images only (quick runs)")
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="require a cluster: run as the TF_CONFIG task (a run with TF_CONFIG set is distributed anyway)",
+    )
     train.add_argument(
         "--calibration-holdout",
         type=int,
@@ -87,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibration_holdout is not None and args.calibration_holdout < 0:
         print("error: --calibration-holdout must be 0 or more", file=sys.stderr)
         return 2
+    if args.distributed and not os.environ.get("TF_CONFIG"):
+        print(
+            "error: --distributed needs TF_CONFIG (the cluster's addresses and this task); see README", file=sys.stderr
+        )
+        return 2
 
     options = TrainOptions(
         architecture=args.architecture,
@@ -100,13 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         published = train(options)
-    except DatasetError as error:
+    except (DatasetError, WorkerFailed, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted: no version was published; run the same command again to resume", file=sys.stderr)
         return 130
-    print(f"published {published}")
+    print(f"published {published}" if published else "done: this worker publishes nothing")
     return 0
 
 

@@ -3,10 +3,13 @@
 A run is: build and initialise the network, `model.fit` with per-epoch backups,
 then evaluate -> report -> write (`evaluation.py`, `reports.py`, the store's
 `save_version`). The backup is discarded only once the version is published.
+With TF_CONFIG set, the same run goes over a cluster (`distributed.py`): the same
+recipe, model and callbacks, its own training loop, and only the chief publishes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from training import checkpoints, reports
+from training import checkpoints, distributed, reports
 from training.architectures import Architecture, get_architecture
 from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
 from training.core import artifacts, runs
@@ -43,8 +46,14 @@ class TrainOptions:
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, a line per epoch otherwise.
 
 
-def train(options: TrainOptions) -> Path:
-    """Run the architecture's recipe (with any overrides) and return the published version folder."""
+def train(options: TrainOptions) -> Path | None:
+    """Run the architecture's recipe (with any overrides) and return the published version folder
+    (None on a cluster worker that is not the chief: it publishes nothing)."""
+    cluster = distributed.cluster_from_env()
+    strategy = distributed.make_strategy() if cluster else None  # Before any other TensorFlow operation.
+    is_chief = cluster is None or cluster.is_chief
+    if cluster:
+        print(f"Distributed run: this process is the {cluster.describe()}", flush=True)
     architecture = get_architecture(options.architecture)
     recipe = _recipe_with_overrides(architecture.recipe, options)
     ran_on = environment()  # At the start: the commit whose code this run executes.
@@ -55,24 +64,38 @@ def train(options: TrainOptions) -> Path:
 
     keras.utils.set_random_seed(options.seed)
     training_data = training_batches(x_train, y_train, recipe, options.seed)
-    model = architecture.build()
-    if architecture.initialize:
-        architecture.initialize(model, x_train, recipe.scaling)
-    model.compile(
-        optimizer=make_optimizer(recipe, training_data.steps_per_epoch),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=["accuracy"],
-        steps_per_execution=recipe.steps_per_execution,
-    )
-    for stale in artifacts.remove_stale_staging(options.models_dir, architecture.name):
-        print(f"Removed {stale.name}, left by a run that was killed while publishing", flush=True)
+    with strategy.scope() if strategy else contextlib.nullcontext():  # Variables mirrored on every worker.
+        model = architecture.build()
+        if architecture.initialize:  # Deterministic (the data's statistics): identical on every worker.
+            architecture.initialize(model, x_train, recipe.scaling)
+        model.compile(
+            optimizer=make_optimizer(recipe, training_data.steps_per_epoch),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+            metrics=["accuracy"],
+            steps_per_execution=recipe.steps_per_execution,
+        )
+        if strategy:
+            model.optimizer.build(model.trainable_variables)
     run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train))
-    backup = checkpoints.prepare(options.models_dir, architecture.name, run)
+    if is_chief:
+        for stale in artifacts.remove_stale_staging(options.models_dir, architecture.name):
+            print(f"Removed {stale.name}, left by a run that was killed while publishing", flush=True)
+        backup = checkpoints.prepare(options.models_dir, architecture.name, run)
+    else:
+        backup = artifacts.checkpoint_dir(options.models_dir, architecture.name)  # Read, never written.
+    if strategy:
+        distributed.barrier(strategy)  # The chief has prepared (or discarded) the backup before anyone reads it.
     if checkpoints.has_fitted_weights(backup):  # Killed while evaluating or publishing: training is done.
         print("Training had finished; evaluating and publishing again", flush=True)
         checkpoints.load_fitted_weights(model, backup)
+    elif strategy:
+        _fit_distributed(model, recipe, training_data, dataset, backup, strategy, is_chief)
     else:
         _fit(model, recipe, training_data, dataset, backup, options.verbose)
+    if not is_chief:
+        print("Training finished; the chief evaluates and publishes", flush=True)
+        return None
+    if not checkpoints.has_fitted_weights(backup):
         checkpoints.save_fitted_weights(model, backup)
     finished = FinishedRun(model, architecture, run, ran_on, checkpoints.read_history(backup), dataset)
     if options.run_group:
@@ -105,6 +128,26 @@ def _fit(
             shuffle=False,  # The dataset reshuffles itself every epoch.
             verbose=_verbosity(verbose),
         )
+
+
+def _fit_distributed(
+    model: keras.Model,
+    recipe: Recipe,
+    data: TrainingData,
+    dataset: Cifar10,
+    backup: Path,
+    strategy: Any,
+    is_chief: bool,
+) -> None:
+    """The same callbacks as `_fit` (the history log on the chief only), driven by the cluster's loop."""
+    validation = evaluation_batches(dataset.x_test, dataset.y_test, recipe) if recipe.validate_each_epoch else None
+    total_steps = recipe.epochs * data.steps_per_epoch
+    lookahead = [Lookahead(recipe.lookahead_every, total_steps)] if recipe.lookahead_every else []
+    history = [keras.callbacks.CSVLogger(str(backup / checkpoints.HISTORY_FILE), append=True)] if is_chief else []
+    callbacks = [*lookahead, EpochTimer(), *history]
+    distributed.fit(
+        model, data, recipe.epochs, recipe.label_smoothing, strategy, callbacks, backup, is_chief, validation
+    )
 
 
 @dataclass(frozen=True)

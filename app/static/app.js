@@ -158,7 +158,7 @@ async function showCards(defaultModel) {
 }
 
 // The stored accuracy is that of the procedure the service runs, test-time augmentation included.
-const TTA_NAMES = { hflip: "mirror", hflip_translate: "mirror + 1-pixel shifts" };
+const TTA_NAMES = { hflip: "mirror", hflip_shift: "mirror + a 1-pixel shift", hflip_translate: "mirror + 1-pixel shifts" };
 
 function ttaNote(metrics) {
   const name = TTA_NAMES[metrics.test_time_augmentation];

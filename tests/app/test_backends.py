@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.backends import Backend, BackendOptions, compile_forward, installed, probe_images
+from app.backends import Backend, BackendOptions, compile_forward, installed, probe_images, slower_than
 from app.inference import load_servable
 from tests.utils.data import COMMITTED_MODELS, SAMPLES
 from tests.utils.servers import running_client
@@ -132,8 +133,21 @@ def test_models_endpoint_names_the_backend_and_why_a_faster_one_was_refused(tiny
         (version,) = _versions(strict, "model_1")
     assert version["backend"] == "tensorflow"
     assert "disagrees with TensorFlow" in version["backend_refused"]["openvino"]
-    with running_client(tiny_store, backend_cache_dir=tmp_path) as default:
-        (version,) = _versions(default, "model_1")
-        response = default.post("/predict", files={"file": ("x.png", (SAMPLES / "test_00000_cat.png").read_bytes())})
+    with running_client(tiny_store, inference_backend="openvino", backend_cache_dir=tmp_path) as asked:
+        (version,) = _versions(asked, "model_1")
+        response = asked.post("/predict", files={"file": ("x.png", (SAMPLES / "test_00000_cat.png").read_bytes())})
     assert version["backend"] == "openvino" and version["backend_refused"] == {}
     assert response.status_code == 200
+
+
+def test_auto_keeps_tensorflow_when_the_candidate_is_slower() -> None:
+    def quick(images: np.ndarray) -> np.ndarray:
+        return np.zeros((len(images), 10), np.float32)
+
+    def slow(images: np.ndarray) -> np.ndarray:
+        time.sleep(0.002)
+        return quick(images)
+
+    assert slower_than(quick, slow, batch_size=8) is None
+    verdict = slower_than(slow, quick, batch_size=8)
+    assert verdict is not None and "for a batch of 1" in verdict

@@ -109,8 +109,10 @@ def test_labels_address_versions_on_predict_and_cards(store_copy: Path, png_byte
             assert client.get("/models/model_1/summary", params={"label": label}).json()["version"] == version
         unknown = client.post("/predict", files={"file": ("a.png", png_bytes)}, params={"label": "beta"})
         assert unknown.status_code == 404 and "no label 'beta'" in unknown.json()["detail"]
-        both = client.get("/models/model_1", params={"label": "stable", "version": 1})
-        assert both.status_code == 400
+        agreeing = client.get("/models/model_1", params={"label": "stable", "version": 1})
+        assert agreeing.status_code == 200 and agreeing.json()["version"] == 1
+        disagreeing = client.get("/models/model_1", params={"label": "stable", "version": 2})
+        assert disagreeing.status_code == 404 and "names version 1, not 2" in disagreeing.json()["detail"]
 
 
 def test_an_invalid_policy_file_is_reported_in_the_listing(store_copy: Path) -> None:

@@ -72,11 +72,14 @@ def tta_views(inputs: tf.Tensor, mode: TestTimeAugmentation) -> tuple[list[tf.Te
         return [inputs], [1.0]
     positions = [inputs]
     weights = [0.5]
-    if mode is TestTimeAugmentation.HFLIP_TRANSLATE:
+    if mode in (TestTimeAugmentation.HFLIP_TRANSLATE, TestTimeAugmentation.HFLIP_SHIFT):
         padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
         height, width = INPUT_SHAPE[0], INPUT_SHAPE[1]
-        positions += [padded[:, :height, :width], padded[:, 2 : 2 + height, 2 : 2 + width]]
-        weights = [0.25, 0.125, 0.125]
+        positions.append(padded[:, :height, :width])
+        weights = [1 / 3, 1 / 6]
+        if mode is TestTimeAugmentation.HFLIP_TRANSLATE:
+            positions.append(padded[:, 2 : 2 + height, 2 : 2 + width])
+            weights = [0.25, 0.125, 0.125]
     views = [view for image in positions for view in (image, tf.reverse(image, axis=[2]))]
     return views, [weight for weight in weights for _ in range(2)]
 

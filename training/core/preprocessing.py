@@ -39,6 +39,9 @@ class TestTimeAugmentation(StrEnum):
     # airbench's six views: the mirror pair at the original position (weight 1/2) and shifted
     # one pixel up-left and down-right with reflected borders (1/4 each).
     HFLIP_TRANSLATE = "hflip_translate"
+    # Four of those six: the mirror pair at the original position (1/3 each) and shifted one
+    # pixel up-left (1/6 each). Two thirds of the cost; bench/tta_views.py measures what it keeps.
+    HFLIP_SHIFT = "hflip_shift"
 
 
 class TtaAverage(StrEnum):
