@@ -9,7 +9,6 @@ multiprocess mode), which /metrics in any worker sums, so a scrape sees the whol
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,8 +23,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def prepare_multiprocess_metrics() -> Path:
     """An empty folder for the workers' metric files; must exist before any worker imports prometheus_client."""
     folder = Path(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="cifar10-metrics-"))
-    shutil.rmtree(folder, ignore_errors=True)  # Counts from an earlier run must not carry over.
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # Counts from an earlier run must not carry over; nothing else is touched.
+        stale.unlink()
     os.environ[MULTIPROC_ENV] = str(folder)
     return folder
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -33,11 +34,22 @@ def _predictions_counted(base_url: str) -> float:
     return sum(float(row.rsplit(" ", 1)[1]) for row in rows)
 
 
+def _wait_until_every_worker_is_ready(base_url: str, in_a_row: int = 20, seconds: float = 120) -> None:
+    """/readyz is per process and `serving` returns at the first 200: the other worker may still be
+    loading. Twenty 200s in a row on new connections (spread over both workers) mean both are up."""
+    deadline, streak = time.monotonic() + seconds, 0
+    while streak < in_a_row:
+        assert time.monotonic() < deadline, "the workers never all became ready"
+        streak = streak + 1 if httpx.get(f"{base_url}/readyz").status_code == 200 else 0
+        time.sleep(0.05)
+
+
 def test_two_workers_share_one_set_of_metrics(tiny_store: Path, tmp_path: Path) -> None:
     png = (SAMPLES / "test_00000_cat.png").read_bytes()
     with serving(tiny_store, tmp_path / "server.log", WORKERS="2", POLL_INTERVAL_SECONDS="0") as base_url:
         (server,) = _children(os.getpid(), "app")
         workers = _children(server, "spawn_main")
+        _wait_until_every_worker_is_ready(base_url)
         for _ in range(40):  # New connections, so the kernel spreads them over both workers.
             response = httpx.post(f"{base_url}/predict", files={"file": ("cat.png", png)})
             assert response.status_code == 200

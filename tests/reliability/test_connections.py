@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -52,8 +53,6 @@ def test_stalled_and_trickling_connections_are_closed_after_the_header_deadline(
 def test_shutdown_under_load_finishes_within_seconds(tiny_store: Path, tmp_path: Path) -> None:
     png = (Path(__file__).parents[2] / "app" / "static" / "samples" / "test_00000_cat.png").read_bytes()
     with server_process(tiny_store, tmp_path / "server.log") as server:
-        import threading
-
         stop = threading.Event()
 
         def hammer() -> None:
