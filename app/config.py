@@ -53,10 +53,22 @@ class Settings(BaseSettings):
     )
     inference_backend: Backend = Field(
         Backend.AUTO,
-        description="Forward-pass runtime: auto (fastest installed that matches TensorFlow), tensorflow, openvino.",
+        description=(
+            "Forward-pass runtime: auto (the fastest installed that passes its check), openvino-int8 (a version's "
+            "quantized model), openvino, tensorflow. A backend that does not pass falls back to the next one."
+        ),
     )
     backend_parity_tolerance: float = Field(
         1e-4, gt=0, description="Largest probability difference from TensorFlow a backend may show on the probe batch."
+    )
+    int8_max_drop_points: float = Field(
+        0.1, ge=0, description="Most accuracy points (lossless or JPEG q75) an int8 model may lose and still serve."
+    )
+    int8_max_ece_increase: float = Field(
+        0.005, ge=0, description="How much higher an int8 model's expected calibration error may be than TensorFlow's."
+    )
+    int8_probe_tolerance: float = Field(
+        1e-2, gt=0, description="Largest difference an int8 model may show from its recorded probe-batch answers."
     )
     backend_cache_dir: Path | None = Field(
         Path.home() / ".cache" / "cifar10-service",
@@ -74,6 +86,9 @@ class Settings(BaseSettings):
             self.backend_parity_tolerance,
             self.backend_cache_dir,
             self.batch_max_size,
+            self.int8_max_drop_points,
+            self.int8_max_ece_increase,
+            self.int8_probe_tolerance,
         )
 
 

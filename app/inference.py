@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.backends import Backend, BackendOptions, Predict, compile_forward
+from app.backends import Backend, BackendOptions, Int8Model, Predict, compile_forward
 from training.core import artifacts
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE
@@ -51,7 +51,10 @@ def load_servable(folder: Path, options: BackendOptions = TENSORFLOW_ONLY) -> Se
     forward = make_forward(
         model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
     )
-    compiled = compile_forward(forward, artifacts.content_digest(folder), options)
+    int8 = None
+    if metadata.quantization is not None:
+        int8 = Int8Model(folder / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE, metadata.quantization)
+    compiled = compile_forward(forward, artifacts.content_digest(folder), options, int8)
     warm_up = compiled.predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Before traffic arrives.
     if warm_up.shape != (1, NUM_CLASSES):
         raise artifacts.InvalidArtifact(f"the model outputs {warm_up.shape[1:]} values for {NUM_CLASSES} classes")

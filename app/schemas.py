@@ -50,7 +50,14 @@ class VersionStatus(BaseModel):
     params: int | None = None
     test_accuracy: float | None = None
     created_at: str | None = None
-    backend: str | None = Field(None, description="The runtime answering for this version: tensorflow or openvino.")
+    backend: str | None = Field(
+        None, description="The runtime answering for this version: tensorflow, openvino or openvino-int8."
+    )
+    int8_accuracy: dict[str, float] | None = Field(
+        None,
+        description="When openvino-int8 answers: its own measured test accuracy per condition "
+        "(test_accuracy stays TensorFlow's, the reference it was held to).",
+    )
     backend_refused: dict[str, str] = Field(
         default_factory=dict, description="Faster backends that do not serve this version, and why."
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.data import write_tiny_cifar
+from tests.utils.data import TINY_HOLDOUT, write_tiny_cifar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Converted models go to a cache of this test run (servers started as subprocesses inherit it), never the user's.
@@ -45,6 +45,20 @@ def tiny_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     store = tmp_path_factory.mktemp("store")
     train(TrainOptions("model_1", models_dir=store, data=tiny_cifar_dir, epochs=1, verbose=0))
+    return store
+
+
+@pytest.fixture(scope="session")
+def quantized_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model_1 trained one epoch on the tiny data with a hold-out (version 1), then quantized (version 2)."""
+    from training.quantize import quantize_version
+    from training.train import TrainOptions, train
+
+    store = tmp_path_factory.mktemp("quantized-store")
+    options = TrainOptions("model_1", store, tiny_cifar_dir, epochs=1, calibration_holdout=TINY_HOLDOUT, verbose=0)
+    source = train(options)
+    assert source is not None
+    quantize_version(source, store, tiny_cifar_dir)
     return store
 
 

@@ -19,9 +19,26 @@ from pathlib import Path
 from training import reports
 from training.core import artifacts
 from training.core.preprocessing import TestTimeAugmentation
-from training.data import DatasetError, array_sha256, load_cifar10
+from training.data import Cifar10, DatasetError, array_sha256, load_cifar10
 from training.evaluation import evaluate
 from training.export import write_saved_model
+
+
+def load_holdout(artifact: artifacts.Artifact, data: Path | None) -> tuple[Cifar10, int, int]:
+    """The dataset the version was trained on, with the size and seed of the images it held out.
+
+    Re-derive the images with `training.data.calibration_split(len(x_train), size, seed)`.
+    """
+    holdout = int(artifact.metrics.hyperparameters.get("calibration_holdout", 0))
+    if holdout <= 0:
+        raise ValueError(
+            f"{artifact.folder} was trained on every training image, so none is left that it never saw; "
+            "retrain it with --calibration-holdout N"
+        )
+    dataset = load_cifar10(data)
+    if array_sha256(dataset.x_train) != artifact.metrics.dataset.x_train_sha256:
+        raise DatasetError(f"the dataset differs from the one {artifact.folder} was trained on (x_train checksum)")
+    return dataset, holdout, int(artifact.metrics.hyperparameters["seed"])
 
 
 def calibrate_version(
@@ -31,16 +48,7 @@ def calibrate_version(
     artifact = artifacts.load_artifact(source)
     metadata, metrics = artifact.metadata, artifact.metrics
     tta = TestTimeAugmentation(tta or metadata.test_time_augmentation)
-    holdout = int(metrics.hyperparameters.get("calibration_holdout", 0))
-    if holdout <= 0:
-        raise ValueError(
-            f"{source} was trained on every training image, so nothing is left to fit a temperature on; "
-            "retrain it with --calibration-holdout N"
-        )
-    dataset = load_cifar10(data)
-    if array_sha256(dataset.x_train) != metrics.dataset.x_train_sha256:
-        raise DatasetError(f"the dataset differs from the one {source} was trained on (x_train checksum)")
-    seed = int(metrics.hyperparameters["seed"])
+    dataset, holdout, seed = load_holdout(artifact, data)
     model = artifacts.load_keras_model(source)
     evaluation = evaluate(model, metadata.scaling, tta, dataset, holdout, seed)
 

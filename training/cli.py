@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="training images kept out to fit the temperature on (default: the recipe's; 0: none)",
     )
+    train.add_argument(
+        "--jpeg-fraction",
+        type=float,
+        help="share of training images re-encoded as JPEG each epoch, 0 to 1 (default: the recipe's)",
+    )
     calibrate = commands.add_parser(
         "calibrate", help="fit a temperature for a trained version and publish the calibrated copy as a new version"
     )
@@ -47,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=[mode.value for mode in TestTimeAugmentation],
         help="serve with this test-time augmentation instead (default: the source's); see bench/tta_views.py",
     )
+    quantize = commands.add_parser(
+        "quantize",
+        help="quantize a version's served procedure to int8 (OpenVINO, NNCF) and publish it with its measured accuracy",
+    )
+    quantize.add_argument("source", type=Path, help="the version folder to quantize, e.g. models/whitened_convnet/5")
+    quantize.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
+    quantize.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     repeat = commands.add_parser(
         "repeat", help="train a recipe with several seeds, each recorded under models/<name>/runs/epochs-<E>/<seed>/"
     )
@@ -80,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export_samples(args.out, args.per_class, args.data)
     if args.command == "calibrate":
         return _calibrate(args.source, args.models_dir, args.data, args.tta)
+    if args.command == "quantize":
+        return _quantize(args.source, args.models_dir, args.data)
     if args.command == "serve-policy":
         return _serve_policy(args)
     if args.command == "repeat":
@@ -93,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.calibration_holdout is not None and args.calibration_holdout < 0:
         print("error: --calibration-holdout must be 0 or more", file=sys.stderr)
+        return 2
+    if args.jpeg_fraction is not None and not 0 <= args.jpeg_fraction <= 1:
+        print("error: --jpeg-fraction must be between 0 and 1", file=sys.stderr)
         return 2
     if args.distributed and not os.environ.get("TF_CONFIG"):
         print(
@@ -109,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         limit=args.limit,
         calibration_holdout=args.calibration_holdout,
+        jpeg_fraction=args.jpeg_fraction,
     )
     try:
         published = train(options)
@@ -178,6 +196,25 @@ def _calibrate(source: Path, models_dir: Path, data: Path | None, tta: str | Non
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"published {published}")
+    return 0
+
+
+def _quantize(source: Path, models_dir: Path, data: Path | None) -> int:
+    from training.core.artifacts import InvalidArtifact, load_artifact
+    from training.quantize import quantize_version
+
+    try:
+        published = quantize_version(source, models_dir, data)
+    except (DatasetError, InvalidArtifact, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    quantization = load_artifact(published).metadata.quantization
+    assert quantization is not None
+    print(f"published {published}")
+    for condition, accuracy in quantization.accuracy.items():
+        reference = quantization.reference_accuracy[condition]
+        change = 100 * (accuracy - reference)
+        print(f"  {condition:16} int8 {accuracy:.2%}  tensorflow {reference:.2%}  ({change:+.2f} points)")
     return 0
 
 

@@ -42,6 +42,7 @@ class TrainOptions:
     seed: int = 0
     limit: int | None = None  # Train on the first N training images only.
     calibration_holdout: int | None = None  # None: the recipe's.
+    jpeg_fraction: float | None = None  # None: the recipe's share of JPEG-re-encoded training images.
     run_group: str | None = None  # Record the run in models/<name>/runs/<group>/<seed>/ instead of publishing.
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, a line per epoch otherwise.
 
@@ -211,6 +212,8 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
         changes["batch_size"] = options.batch_size
     if options.calibration_holdout is not None:
         changes["calibration_holdout"] = options.calibration_holdout
+    if options.jpeg_fraction is not None:
+        changes["jpeg_fraction"] = options.jpeg_fraction
     return replace(recipe, **changes)
 
 

@@ -11,10 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
+from app.backends import Backend
 from app.comparison import compare_models
 from app.deps import LabelQuery, RegistryDep, VersionQuery
 from app.errors import InvalidRequest, ModelNotFound
-from app.registry import ModelRegistry
+from app.registry import ModelRegistry, VersionState
 from app.schemas import ErrorResponse, LayerSummary, ModelInfo, ModelList, VersionMetrics, VersionStatus
 from training.core import artifacts
 
@@ -123,8 +124,16 @@ def _model_info(registry: ModelRegistry, name: str, default: str | None) -> Mode
                 test_accuracy=state.metadata.test_accuracy if state.metadata else None,
                 created_at=state.metadata.created_at if state.metadata else None,
                 backend=state.backend,
+                int8_accuracy=_int8_accuracy(state),
                 backend_refused=state.refused,
             )
             for state in sorted(states.values(), key=lambda s: s.version)
         ],
     )
+
+
+def _int8_accuracy(state: VersionState) -> dict[str, float] | None:
+    quantization = state.metadata.quantization if state.metadata else None
+    if state.backend is not Backend.OPENVINO_INT8 or quantization is None:
+        return None
+    return quantization.accuracy

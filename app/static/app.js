@@ -183,6 +183,8 @@ async function fillCard(card, model) {
   if (metrics.reference) facts.push(["Tutorial's result", `${percent(metrics.reference.test_accuracy, 2)} after ${metrics.reference.epochs} epochs`]);
   if (metrics.robustness) facts.push(["On re-encoded uploads", robustnessNote(metrics.robustness)]);
   if (metrics.probability_scores) facts.push(["Calibration", calibrationNote(metrics)]);
+  const served = model.versions.find((v) => v.version === model.served_version);
+  if (served?.backend) facts.push(["Runtime", runtimeNote(served, metrics)]);
   card.querySelector(".facts").append(...facts.flatMap(([k, v]) => [element("dt", { text: k }), element("dd", { text: String(v) })]));
   const table = card.querySelector(".layers");
   table.append(element("tr", {}, ...["Layer", "Type", "Output shape", "Params"].map((h) => element("th", { text: h }))));
@@ -202,6 +204,14 @@ async function fillCard(card, model) {
   const reliability = card.querySelector(".reliability");
   if (metrics.probability_scores) reliability.src = `${base}/plots/calibration.png?version=${model.served_version}`;
   else reliability.closest("details").remove();  // Versions of format 1 have no reliability diagram.
+}
+
+// The int8 model is held to TensorFlow's accuracy (within 0.1 point): show both.
+function runtimeNote(version, metrics) {
+  const int8 = version.int8_accuracy;
+  if (!int8) return version.backend;
+  const pair = (key, label) => `${label} ${percent(int8[key], 2)} (TensorFlow ${percent(metrics.robustness?.[key] ?? metrics.test_accuracy, 2)})`;
+  return `${version.backend}: ${pair("lossless", "lossless")}, ${pair("jpeg_q75", "JPEG q75")}`;
 }
 
 // "v3 available (stable, canary)": state and labels; the served one says so.

@@ -17,6 +17,7 @@ COMMITTED_MODELS = REPO / "models"
 SAMPLES = REPO / "app" / "static" / "samples"
 TINY_TRAIN_PER_BATCH = 40  # 5 batches: 200 training images.
 TINY_TEST = 50
+TINY_HOLDOUT = 40  # Training images the quantized tiny store's model held out (tests/conftest.py).
 CLASS_NAMES = list(_CLASS_NAMES)
 
 

@@ -14,6 +14,8 @@ Each version holds:
     confusion.png   the test-set confusion matrix
     calibration.png the reliability diagram before and after calibration (format 2 on)
     saved_model.pb  with variables/: the same served procedure as a TensorFlow SavedModel (optional)
+    openvino-int8/  model.xml + model.bin: the served procedure quantized to int8 (optional; only in
+                    versions made by `python -m training quantize`, whose metadata says how it scores)
 
 The three JSON files are typed pydantic models: writers build them, readers get
 fields, and `load_artifact` refuses a version whose files are missing or invalid.
@@ -55,6 +57,8 @@ PLOT_FILES = (CURVES_FILE, CONFUSION_FILE, CALIBRATION_FILE)
 ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE, SUMMARY_FILE, METRICS_FILE, *PLOT_FILES)
 FORMAT_1_FILES = tuple(name for name in ARTIFACT_FILES if name != CALIBRATION_FILE)
 SAVED_MODEL_FILE = "saved_model.pb"  # With variables/: the portable SavedModel (training/export.py), optional.
+INT8_DIR = "openvino-int8"  # The int8 OpenVINO model (training/quantize.py), optional.
+INT8_MODEL_FILE = "model.xml"  # With model.bin beside it.
 STAGING_PREFIX = ".tmp-"
 CHECKPOINTS_DIR = ".checkpoints"
 
@@ -98,6 +102,7 @@ class Metadata(Record):
     test_accuracy: float
     keras_version: str
     tensorflow_version: str
+    quantization: Quantization | None = Field(None, description="Set when the version carries an int8 model.")
 
     @field_validator("input_shape")
     @classmethod
@@ -177,6 +182,28 @@ class CalibrationReport(Record):
     after: ProbabilityScores = Field(description="The served, calibrated forward pass.")
     alternatives: dict[str, ProbabilityScores] = Field(
         default_factory=dict, description="Each TTA average with its own fitted temperature, for comparison."
+    )
+
+
+class Quantization(Record):
+    """An int8 copy of the served procedure (in `INT8_DIR`), measured against the version's own.
+
+    The service serves it only when these measurements say it keeps the accuracy and
+    the calibration (app/backends.py) and the file still gives the recorded answers to
+    the probe batch.
+    """
+
+    runtime: str = Field(description="The runtime and version that quantized it, e.g. 'openvino 2026.4.1'.")
+    tool: str = Field(description="The quantizer, e.g. 'nncf 3.4.0' (post-training, per-channel weights).")
+    source_version: int = Field(description="The version whose weights and forward pass were quantized.")
+    calibration: CalibrationSplit = Field(description="The held-out training images the quantizer observed.")
+    accuracy: dict[str, float] = Field(description="int8 accuracy per condition (lossless, jpeg_q75, ...).")
+    reference_accuracy: dict[str, float] = Field(description="The same conditions through TensorFlow (fp32).")
+    probability_scores: ProbabilityScores = Field(description="ECE, NLL, Brier of the int8 probabilities.")
+    reference_probability_scores: ProbabilityScores = Field(description="The same through TensorFlow.")
+    agreement: float = Field(description="Share of the test images where int8 and fp32 pick the same class.")
+    probe_probabilities: list[list[float]] = Field(
+        description="int8 answers to training.core.preprocessing.probe_images(), checked at load time."
     )
 
 

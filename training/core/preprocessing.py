@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 INPUT_SHAPE = (32, 32, 3)
+PROBE_SIZE = 16  # Images in the parity probe: enough to exercise batching, cheap at load time.
 
 
 class Scaling(StrEnum):
@@ -68,3 +69,17 @@ def encode_png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def probe_images(count: int = PROBE_SIZE) -> np.ndarray:
+    """A fixed batch of smooth, photo-like uint8 images (seeded low-resolution noise, upsampled).
+
+    Backends are checked on it at load time (app/backends.py) and an int8 model records
+    its answers to it when quantized (training/quantize.py), so both must draw the same
+    batch. Pure noise would push the network far outside what it was trained on, where
+    tiny numeric differences are amplified; smooth images behave like real inputs.
+    """
+    rng = np.random.default_rng(20261126)
+    coarse = rng.integers(0, 256, (count, 4, 4, 3)).astype(np.float32)
+    fine = coarse.repeat(8, axis=1).repeat(8, axis=2) + rng.normal(0, 12, (count, *INPUT_SHAPE))
+    return np.clip(fine, 0, 255).astype(np.uint8)

@@ -1,0 +1,85 @@
+"""int8 quantization: a new version that keeps its source and records what int8 really scores."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.utils.data import REPO, TINY_HOLDOUT
+from training.core import artifacts
+from training.core.preprocessing import probe_images
+from training.data import calibration_split, load_cifar10
+
+openvino = pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+
+@pytest.fixture(scope="module")
+def quantized(quantized_store: Path) -> Path:
+    return quantized_store / "model_1" / "2"
+
+
+def _int8(folder: Path):
+    model = openvino.Core().read_model(folder / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
+    return openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+
+def test_a_new_version_keeps_the_source_and_adds_the_int8_model(quantized: Path) -> None:
+    source = quantized.parent / "1"
+    new, old = artifacts.load_artifact(quantized), artifacts.load_artifact(source)
+    quantization = new.metadata.quantization
+    assert quantized.name == "2" and quantization is not None and quantization.source_version == 1
+    assert old.metadata.quantization is None, "the source is left as it was"
+    assert new.metrics == old.metrics, "the TensorFlow reference figures are the source's"
+    assert new.metadata.test_accuracy == old.metadata.test_accuracy
+    assert (quantized / artifacts.INT8_DIR / "model.bin").stat().st_size > 0
+    for kept, original in zip(
+        artifacts.load_keras_model(quantized).weights, artifacts.load_keras_model(source).weights, strict=True
+    ):
+        np.testing.assert_array_equal(kept.numpy(), original.numpy())
+
+
+def test_the_quantizer_saw_only_the_recorded_hold_out(quantized: Path, tiny_cifar_dir: Path) -> None:
+    """Re-derive the split from what the version records: the source's own hold-out, never test images."""
+    quantization = artifacts.load_artifact(quantized).metadata.quantization
+    assert quantization is not None
+    split = quantization.calibration
+    dataset = load_cifar10(tiny_cifar_dir)
+    indices = calibration_split(len(dataset.x_train), split.size, split.seed)
+    assert split.source == "train" and split.size == TINY_HOLDOUT and split.train_images == len(dataset.x_train)
+    assert hashlib.sha256(indices.astype(np.int64).tobytes()).hexdigest() == split.indices_sha256
+    source = artifacts.load_artifact(quantized.parent / "1").metrics.calibration
+    assert source is not None and source.split == split, "the images the temperature was fitted on"
+
+
+def test_recorded_accuracy_is_what_the_int8_file_scores(quantized: Path, tiny_cifar_dir: Path) -> None:
+    """An independent pass over the test set with the stored file, beside TensorFlow's stored figure."""
+    quantization = artifacts.load_artifact(quantized).metadata.quantization
+    assert quantization is not None
+    dataset = load_cifar10(tiny_cifar_dir)
+    probabilities = np.asarray(_int8(quantized)([dataset.x_test])[0])
+    assert quantization.accuracy["lossless"] == float((probabilities.argmax(axis=1) == dataset.y_test).mean())
+    source = artifacts.load_artifact(quantized.parent / "1")
+    assert quantization.reference_accuracy["lossless"] == pytest.approx(source.metadata.test_accuracy, abs=1e-9)
+    assert set(quantization.accuracy) == set(quantization.reference_accuracy) >= {"lossless", "jpeg_q75"}
+    assert 0 <= quantization.agreement <= 1
+    np.testing.assert_allclose(np.asarray(_int8(quantized)([probe_images()])[0]), quantization.probe_probabilities)
+
+
+@pytest.mark.slow
+def test_cli_refuses_what_it_cannot_quantize(quantized: Path, tiny_store: Path, tiny_cifar_dir: Path) -> None:
+    def run(source: Path) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "training", "quantize", str(source), "--models-dir", str(source.parent.parent)]
+        command += ["--data", str(tiny_cifar_dir)]
+        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    again = run(quantized)
+    assert again.returncode == 1 and "already carries an int8 model" in again.stderr
+    no_holdout = run(tiny_store / "model_1" / "1")
+    assert no_holdout.returncode == 1 and "retrain it with --calibration-holdout" in no_holdout.stderr
+    assert artifacts.list_versions(quantized.parent.parent, "model_1") == [1, 2], "nothing published"
