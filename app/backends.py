@@ -139,27 +139,45 @@ def _candidate(
     reference: Predict,
 ) -> tuple[Predict | None, str]:
     """The backend's predict function if it passes its check, else None and why not."""
-    if backend is Backend.OPENVINO_INT8:
-        if int8 is None:
-            return None, "this version has no int8 model (python -m training quantize makes one)"
-        lost = int8_loss(int8.quantization, options.int8_max_drop_points, options.int8_max_ece_increase)
-        if lost:
-            return None, lost
+    if backend is Backend.OPENVINO:
+        return _checked(
+            lambda: _converted(forward, version_key, options.cache_dir),
+            reference,
+            options.parity_tolerance,
+            against="TensorFlow",
+            failure="conversion failed",
+            threads=options.threads,
+        )
+    if int8 is None:
+        return None, "this version has no int8 model (python -m training quantize makes one)"
+    lost = int8_loss(int8.quantization, options.int8_max_drop_points, options.int8_max_ece_increase)
+    if lost:
+        return None, lost
+    return _checked(
+        lambda: _read_openvino(int8.path),
+        np.asarray(int8.quantization.probe_probabilities, np.float32),
+        options.int8_probe_tolerance,
+        against="the answers recorded at quantization",
+        failure="loading the int8 model failed",
+        threads=options.threads,
+    )
+
+
+def _checked(
+    load: Callable[[], Any],
+    expected: Predict | np.ndarray,
+    tolerance: float,
+    against: str,
+    failure: str,
+    threads: int,
+) -> tuple[Predict | None, str]:
+    """Load and compile an OpenVINO model, then hold its probe-batch answers to `expected`."""
     try:
-        if backend is Backend.OPENVINO_INT8:
-            assert int8 is not None
-            candidate = _openvino(_read_openvino(int8.path), options)
-            expected: np.ndarray | Predict = np.asarray(int8.quantization.probe_probabilities, np.float32)
-        else:
-            candidate = _openvino(_converted(forward, version_key, options.cache_dir), options)
-            expected = reference
+        candidate = _openvino(load(), threads)
         gap = disagreement(candidate, expected, probe_images())
     except Exception as error:  # A conversion or load failure falls back; it never fails the version.
-        failed = "loading the int8 model failed" if backend is Backend.OPENVINO_INT8 else "conversion failed"
-        return None, f"{failed}: {type(error).__name__}: {error}"
-    tolerance = options.int8_probe_tolerance if backend is Backend.OPENVINO_INT8 else options.parity_tolerance
+        return None, f"{failure}: {type(error).__name__}: {error}"
     if not gap <= tolerance:  # Written so that NaN is refused too.
-        against = "the answers recorded at quantization" if backend is Backend.OPENVINO_INT8 else "TensorFlow"
         return None, (
             f"disagrees with {against} on the probe batch: max probability difference {gap:.2e} "
             f"> tolerance {tolerance:.0e}"
@@ -199,7 +217,7 @@ def _median_seconds(predict: Predict, images: np.ndarray, repeats: int = 7) -> f
     return statistics.median(timings)
 
 
-def _openvino(model: Any, options: BackendOptions) -> Predict:
+def _openvino(model: Any, threads: int) -> Predict:
     """An OpenVINO model compiled for CPU: one latency-oriented stream (the batcher sends one batch at a time)."""
     import openvino as ov
 
@@ -211,7 +229,7 @@ def _openvino(model: Any, options: BackendOptions) -> Predict:
             # CPUs with bf16 or AMX default to bf16, which moves probabilities by up to ~0.04 here;
             # in an int8 model this applies to the layers left unquantized.
             "INFERENCE_PRECISION_HINT": "f32",
-            "INFERENCE_NUM_THREADS": options.threads,
+            "INFERENCE_NUM_THREADS": threads,
         },
     )
     request = compiled.create_infer_request()  # Used only from the single inference thread.

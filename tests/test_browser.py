@@ -156,6 +156,20 @@ def test_model_card_shows_robustness_calibration_and_held_back_versions(page) ->
     default_card.screenshot(path=str(SCREENSHOTS / "model-card-calibration.png"))
 
 
+def test_model_card_names_the_runtime_and_what_int8_scores(page, base_url: str) -> None:
+    import httpx
+
+    models = httpx.get(f"{base_url}/models", timeout=10).json()["models"]
+    (model,) = [m for m in models if m["name"] == "whitened_convnet"]
+    (served,) = [v for v in model["versions"] if v["version"] == model["served_version"]]
+    card = page.locator('.card[data-model="whitened_convnet"]')
+    card.locator("dd").first.wait_for()
+    text = card.inner_text()
+    assert f"Runtime\n{served['backend']}" in text
+    if served["int8_accuracy"]:  # int8 answers: its own accuracy beside TensorFlow's, as percentages.
+        assert f"lossless {served['int8_accuracy']['lossless']:.2%}" in text and "(TensorFlow " in text
+
+
 def _wait_until_loaded(image, timeout: float = 30.0) -> None:
     """The page's strict CSP forbids eval, so no string predicates (wait_for_function): poll instead."""
     deadline = time.monotonic() + timeout
