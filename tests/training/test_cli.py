@@ -34,12 +34,13 @@ def test_second_run_writes_the_next_version(store_copy: Path, tiny_cifar_dir: Pa
     first = _run_cli(*common, "--models-dir", str(store_copy))
     assert first.returncode == 0, first.stderr
     assert f"published {store_copy / 'model_2' / '1'}" in first.stdout
-    second = _run_cli(*common, "--models-dir", str(store_copy), "--seed", "1")
+    second = _run_cli(*common, "--models-dir", str(store_copy), "--seed", "1", "--jpeg-fraction", "0.3")
     assert second.returncode == 0, second.stderr
     assert artifacts.list_versions(store_copy, "model_2") == [1, 2]
     second_version = artifacts.load_artifact(store_copy / "model_2" / "2")
     assert second_version.metadata.version == 2
     assert second_version.metrics.hyperparameters["seed"] == 1
+    assert second_version.metrics.hyperparameters["jpeg_fraction"] == 0.3
 
 
 def test_interrupted_run_leaves_no_version_and_resumes(tmp_path: Path, tiny_cifar_dir: Path) -> None:
@@ -68,5 +69,7 @@ def test_interrupted_run_leaves_no_version_and_resumes(tmp_path: Path, tiny_cifa
 def test_bad_arguments_and_missing_data_fail_clearly(tmp_path: Path) -> None:
     bad_epochs = _run_cli("train", "model_1", "--epochs", "0")
     assert bad_epochs.returncode == 2 and "--epochs must be at least 1" in bad_epochs.stderr
+    bad_share = _run_cli("train", "model_1", "--jpeg-fraction", "1.5")
+    assert bad_share.returncode == 2 and "--jpeg-fraction must be between 0 and 1" in bad_share.stderr
     missing = _run_cli("train", "model_1", "--data", str(tmp_path / "absent"), "--models-dir", str(tmp_path))
     assert missing.returncode == 1 and "CIFAR10_DATA" in missing.stderr
