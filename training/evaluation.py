@@ -118,12 +118,7 @@ def _fit(
         test_probabilities = calibration.combine(test_logits, weights, temperature, average)
         alternatives[average.value] = calibration.scores(test_probabilities, dataset.y_test)
     chosen = min(fitted, key=lambda average: fitted[average][1])
-    split = CalibrationSplit(
-        size=holdout,
-        seed=seed,
-        train_images=len(dataset.x_train),
-        indices_sha256=hashlib.sha256(indices.astype(np.int64).tobytes()).hexdigest(),
-    )
+    split = split_record(indices, holdout, seed, len(dataset.x_train))
     uncalibrated = calibration.combine(test_logits, weights, 1.0, TtaAverage.PROBABILITIES)
     before = calibration.scores(uncalibrated, dataset.y_test)
     report = CalibrationReport(
@@ -135,6 +130,12 @@ def _fit(
         alternatives=alternatives,
     )
     return fitted[chosen][0], chosen, report, calibration.reliability_curve(uncalibrated, dataset.y_test)
+
+
+def split_record(indices: np.ndarray, size: int, seed: int, train_images: int) -> CalibrationSplit:
+    """What metadata records of a hold-out, so a reader can re-derive it and check it is the same."""
+    digest = hashlib.sha256(indices.astype(np.int64).tobytes()).hexdigest()
+    return CalibrationSplit(size=size, seed=seed, train_images=train_images, indices_sha256=digest)
 
 
 def test_results(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str]) -> TestResults:

@@ -11,7 +11,6 @@ whether int8 may serve (app/backends.py); this module only measures and records.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +21,11 @@ import numpy as np
 from training import calibration, robustness
 from training.calibrate import load_holdout
 from training.core import artifacts
-from training.core.artifacts import CalibrationSplit, Quantization
+from training.core.artifacts import Quantization
 from training.core.forward import make_forward, predict_in_batches
 from training.core.preprocessing import probe_images
 from training.data import Cifar10, calibration_split
+from training.evaluation import split_record
 from training.export import write_saved_model
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -64,12 +64,7 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
         runtime=f"openvino {ov.__version__}",
         tool=f"nncf {nncf.__version__}",
         source_version=artifact.version,
-        calibration=CalibrationSplit(
-            size=holdout,
-            seed=seed,
-            train_images=len(dataset.x_train),
-            indices_sha256=hashlib.sha256(indices.astype(np.int64).tobytes()).hexdigest(),
-        ),
+        calibration=split_record(indices, holdout, seed, len(dataset.x_train)),
         probe_probabilities=predict_int8(probe_images()).tolist(),
         **_measure(predict_int8, lambda images: predict_in_batches(forward, images), dataset),
     )
