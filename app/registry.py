@@ -121,6 +121,11 @@ class LoadedModel:
         return np.stack(await asyncio.gather(*(self.batcher.predict(image) for image in images)))
 
 
+def batch_size_for(backend: Backend, settings: Settings) -> int:
+    """The micro-batcher's largest batch for a version on `backend`."""
+    return settings.int8_batch_max_size if backend is Backend.OPENVINO_INT8 else settings.batch_max_size
+
+
 class ModelRegistry:
     def __init__(self, settings: Settings, loader: Loader | None = None, executor: Executor | None = None) -> None:
         self.settings = settings
@@ -287,7 +292,10 @@ class ModelRegistry:
             states[version] = VersionState(version, LoadState.FAILED, error=message, files=files)
             return
         batcher = MicroBatcher(
-            servable.predict, self.executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms
+            servable.predict,
+            self.executor,
+            batch_size_for(servable.backend, self.settings),
+            self.settings.batch_max_wait_ms,
         )
         self._loaded[(name, version)] = LoadedModel(servable.artifact, batcher)
         states[version] = VersionState(

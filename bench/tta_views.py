@@ -1,4 +1,4 @@
-"""How many test-time-augmentation views a version needs: accuracy against views (1, 2, 4, 6).
+"""How many test-time-augmentation views a version needs: accuracy against views (1, 2, 3, 4, 6).
 
     CIFAR10_DATA=../shared/datasets/cifar-10-python.tar.gz python bench/tta_views.py whitened_convnet/3
 
@@ -8,12 +8,12 @@ the image, shifted one pixel up-left and down-right, each also mirrored) on the 
 test set, lossless and re-encoded as JPEG q75, then scores subsets with the version's
 own temperature and averaging, weights renormalised:
 
-    1 view: the image; 2: + its mirror (`hflip`); 4: + one shift and its mirror; 6: all.
+    1 view: the image; 2: + its mirror (`hflip`); 3: + the image shifted one pixel up-left
+    (`hflip_plus_shift`); 4: + that shift's mirror (`hflip_shift`); 6: all (`hflip_translate`).
 
-The 2-view subset is the `hflip` mode and the 4-view one `hflip_shift`. A version can
-serve fewer views when they stay within 0.1 point of the six (`python -m training
-calibrate SOURCE --tta hflip_shift` publishes such a version, its temperature refitted
-and its accuracies measured through exactly that forward pass).
+A version can serve fewer views when they stay within 0.1 point of the six (`python -m
+training calibrate SOURCE --tta hflip_plus_shift` publishes such a version, its
+temperature refitted and its accuracies measured through exactly that forward pass).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from training.core.forward import view_logits  # noqa: E402
 from training.core.preprocessing import TestTimeAugmentation, TtaAverage  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
 
-SUBSETS = {1: [0], 2: [0, 1], 4: [0, 1, 2, 3], 6: [0, 1, 2, 3, 4, 5]}  # Indices into tta_views' order.
+SUBSETS = {1: [0], 2: [0, 1], 3: [0, 1, 2], 4: [0, 1, 2, 3], 6: [0, 1, 2, 3, 4, 5]}  # Indices into tta_views' order.
 
 
 def subset_accuracy(

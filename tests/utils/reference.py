@@ -20,6 +20,8 @@ def numpy_tta(model: Any, inputs: np.ndarray, tta: str) -> np.ndarray:
     padded = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     if tta == "hflip_shift":
         return (2 * mirrored(inputs) + mirrored(padded[:, :32, :32])) / 3
+    if tta == "hflip_plus_shift":
+        return (4 * mirrored(inputs) + model.predict(padded[:, :32, :32], verbose=0)) / 5
     if tta != "hflip_translate":
         raise ValueError(f"no reference for {tta!r}")
     shifted = (mirrored(padded[:, :32, :32]) + mirrored(padded[:, 2:, 2:])) / 2
@@ -36,11 +38,14 @@ def numpy_calibrated_tta(
         return np.asarray(exponentials / exponentials.sum(axis=-1, keepdims=True))
 
     views: list[tuple[float, np.ndarray]] = [(1.0, inputs)]
-    if tta in ("hflip", "hflip_translate", "hflip_shift"):
+    if tta in ("hflip", "hflip_translate", "hflip_shift", "hflip_plus_shift"):
         views = [(0.5, inputs), (0.5, inputs[:, :, ::-1])]
     if tta == "hflip_shift":
         shift = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")[:, :32, :32]
         views = [(1 / 3, inputs), (1 / 3, inputs[:, :, ::-1]), (1 / 6, shift), (1 / 6, shift[:, :, ::-1])]
+    if tta == "hflip_plus_shift":
+        shift = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")[:, :32, :32]
+        views = [(0.4, inputs), (0.4, inputs[:, :, ::-1]), (0.2, shift)]
     if tta == "hflip_translate":
         padded = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
         shifted = [padded[:, :32, :32], padded[:, 2:, 2:]]

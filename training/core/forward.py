@@ -67,12 +67,16 @@ def logits_model(model: Any) -> Any:
 
 
 def tta_views(inputs: tf.Tensor, mode: TestTimeAugmentation) -> tuple[list[tf.Tensor], list[float]]:
-    """The augmented copies of a batch and the weight of each in the average."""
+    """The augmented copies of a batch and the weight of each in the average.
+
+    Always in the same order (image, mirror, shifted up-left, its mirror, shifted
+    down-right, its mirror), so each mode's views are the first few of the six.
+    """
     if mode is TestTimeAugmentation.NONE:
         return [inputs], [1.0]
     positions = [inputs]
     weights = [0.5]
-    if mode in (TestTimeAugmentation.HFLIP_TRANSLATE, TestTimeAugmentation.HFLIP_SHIFT):
+    if mode is not TestTimeAugmentation.HFLIP:
         padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
         height, width = INPUT_SHAPE[0], INPUT_SHAPE[1]
         positions.append(padded[:, :height, :width])
@@ -81,7 +85,10 @@ def tta_views(inputs: tf.Tensor, mode: TestTimeAugmentation) -> tuple[list[tf.Te
             positions.append(padded[:, 2 : 2 + height, 2 : 2 + width])
             weights = [0.25, 0.125, 0.125]
     views = [view for image in positions for view in (image, tf.reverse(image, axis=[2]))]
-    return views, [weight for weight in weights for _ in range(2)]
+    weights = [weight for weight in weights for _ in range(2)]
+    if mode is TestTimeAugmentation.HFLIP_PLUS_SHIFT:
+        return views[:3], [weight / sum(weights[:3]) for weight in weights[:3]]
+    return views, weights
 
 
 def view_logits(

@@ -43,6 +43,10 @@ class TestTimeAugmentation(StrEnum):
     # Four of those six: the mirror pair at the original position (1/3 each) and shifted one
     # pixel up-left (1/6 each). Two thirds of the cost; bench/tta_views.py measures what it keeps.
     HFLIP_SHIFT = "hflip_shift"
+    # The first three of those four: the mirror pair (2/5 each) and the image shifted one pixel
+    # up-left (1/5), without its mirror. Three quarters of hflip_shift's cost; a mirrored upload
+    # can then get a slightly different answer from the original.
+    HFLIP_PLUS_SHIFT = "hflip_plus_shift"
 
 
 class TtaAverage(StrEnum):
