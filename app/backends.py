@@ -70,6 +70,7 @@ class BackendOptions:
     int8_max_ece_increase: float = 0.005  # How much less calibrated (ECE) int8 may be than TensorFlow.
     # int8 kernels differ a little between CPUs (VNNI or not); a wrong or damaged file differs by far more.
     int8_probe_tolerance: float = 1e-2
+    int8_batch_size: int = 16  # The micro-batcher's largest batch for a version served in int8.
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def compile_forward(forward: Any, version_key: str, options: BackendOptions, int
             continue
         candidate, reason = _candidate(backend, forward, version_key, options, int8, reference)
         if candidate is not None and options.requested is Backend.AUTO:
-            slower = slower_than(candidate, reference, options.batch_size)
+            slower = slower_than(candidate, reference, batch_size(backend, options))
             if slower:
                 candidate, reason = None, f"slower than tensorflow for this version ({slower})"
         if candidate is None:
@@ -128,6 +129,11 @@ def compile_forward(forward: Any, version_key: str, options: BackendOptions, int
             continue
         return Compiled(backend, candidate, refused)
     raise AssertionError("TensorFlow is always the last resort")  # pragma: no cover
+
+
+def batch_size(backend: Backend, options: BackendOptions) -> int:
+    """The micro-batcher's largest batch for a version on `backend` (measured best for int8: 16)."""
+    return options.int8_batch_size if backend is Backend.OPENVINO_INT8 else options.batch_size
 
 
 def _candidate(

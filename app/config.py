@@ -96,6 +96,7 @@ class Settings(BaseSettings):
             self.int8_max_drop_points,
             self.int8_max_ece_increase,
             self.int8_probe_tolerance,
+            self.int8_batch_max_size,
         )
 
 

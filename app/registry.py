@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.backends import Backend
+from app.backends import Backend, batch_size
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady
@@ -119,11 +119,6 @@ class LoadedModel:
     async def predict_all(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Each image through the micro-batcher, sharing forward passes with all other traffic; rows in order."""
         return np.stack(await asyncio.gather(*(self.batcher.predict(image) for image in images)))
-
-
-def batch_size_for(backend: Backend, settings: Settings) -> int:
-    """The micro-batcher's largest batch for a version on `backend`."""
-    return settings.int8_batch_max_size if backend is Backend.OPENVINO_INT8 else settings.batch_max_size
 
 
 class ModelRegistry:
@@ -294,7 +289,7 @@ class ModelRegistry:
         batcher = MicroBatcher(
             servable.predict,
             self.executor,
-            batch_size_for(servable.backend, self.settings),
+            batch_size(servable.backend, self.settings.backend_options()),
             self.settings.batch_max_wait_ms,
         )
         self._loaded[(name, version)] = LoadedModel(servable.artifact, batcher)

@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.backends import Backend, BackendOptions, compile_forward, installed, slower_than
+from app.backends import Backend, BackendOptions, batch_size, compile_forward, installed, slower_than
+from app.config import Settings
 from app.inference import load_servable
 from tests.utils.data import COMMITTED_MODELS, SAMPLES
 from tests.utils.servers import running_client
@@ -276,3 +277,10 @@ def test_models_endpoint_shows_what_int8_scores_when_it_answers(quantized_store:
     assert quantized["backend"] == "openvino-int8" and quantized["int8_accuracy"] == measured.accuracy
     assert source["backend"] == "openvino" and source["int8_accuracy"] is None
     assert response.status_code == 200 and response.json()["version"] == 2
+
+
+def test_versions_served_in_int8_get_their_own_batch_size() -> None:
+    options = Settings(batch_max_size=32, int8_batch_max_size=16).backend_options()
+    assert batch_size(Backend.OPENVINO_INT8, options) == 16
+    assert batch_size(Backend.OPENVINO, options) == 32
+    assert batch_size(Backend.TENSORFLOW, options) == 32

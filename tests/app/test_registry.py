@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.backends import Backend
 from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady
 from app.inference import Servable
-from app.registry import LoadState, ModelRegistry, batch_size_for
+from app.registry import LoadState, ModelRegistry
 from training.core import artifacts, policy
 from training.core.classes import CLASS_NAMES
 from training.core.preprocessing import Scaling
@@ -367,10 +366,3 @@ def test_an_unreadable_model_folder_does_not_stop_the_others(store: Path, monkey
         assert str(store) not in (registry.serving("fair").note or "")
 
     in_loop(store, FakeLoader(), body)
-
-
-def test_versions_served_in_int8_get_their_own_batch_size() -> None:
-    settings = Settings(batch_max_size=32, int8_batch_max_size=16)
-    assert batch_size_for(Backend.OPENVINO_INT8, settings) == 16
-    assert batch_size_for(Backend.OPENVINO, settings) == 32
-    assert batch_size_for(Backend.TENSORFLOW, settings) == 32
