@@ -16,7 +16,6 @@ from pathlib import Path
 
 import keras
 
-from training.core import artifacts
 from training.provenance import RunDescription
 
 HISTORY_FILE = "history.csv"
@@ -25,9 +24,8 @@ RUN_FILE = "run.json"
 BACKUP_DIR = "backup"
 
 
-def prepare(models_dir: Path, name: str, run: RunDescription) -> Path:
-    """Reuse the backup of an interrupted identical run; start afresh for anything else."""
-    folder = artifacts.checkpoint_dir(models_dir, name)
+def prepare(folder: Path, run: RunDescription) -> Path:
+    """Reuse the backup in `folder` of an interrupted identical run; start afresh for anything else."""
     run_file = folder / RUN_FILE
     described = run.as_json()
     if folder.exists():

@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     repeat.add_argument("--epochs", type=int, help="override the recipe's epoch count (a separate group)")
     repeat.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
     repeat.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
+    repeat.add_argument(
+        "--jobs", type=int, default=1, help="seeds trained at once, each in a process pinned to its share of the CPUs"
+    )
     policy_cli.add_parser(commands)
     commands.add_parser("list", help="list the architectures and their recipes")
     export = commands.add_parser(
@@ -147,8 +150,8 @@ def _repeat(args: argparse.Namespace) -> int:
         print("error: --seeds and --epochs must be at least 1", file=sys.stderr)
         return 2
     try:
-        repeat(args.architecture, args.seeds, args.epochs, args.models_dir, args.data)
-    except DatasetError as error:
+        repeat(args.architecture, args.seeds, args.epochs, args.models_dir, args.data, args.jobs)
+    except (DatasetError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ which the served graph uses too) and one-hot encoded on the fly.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -18,14 +19,13 @@ from training.core.preprocessing import INPUT_SHAPE, scale_tensor
 from training.recipes import Recipe
 
 AUGMENT_SHIFT_PIXELS = 2
+PREFETCH_BATCHES = 2  # Batches made ahead of the training step; the step, not the input, is the bottleneck.
 
 
 def evaluation_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe) -> tf.data.Dataset:
     """Evaluation batches: uint8 arrays stay uint8 in memory; each batch is scaled and one-hot encoded on the fly."""
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(recipe.batch_size)
-    return data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
-    )
+    return _fixed_parallelism(data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=_map_workers()))
 
 
 class TrainingData(NamedTuple):
@@ -46,14 +46,14 @@ def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, see
         reencode = _jpeg_reencoding(recipe, seed)
         data = data.enumerate().map(lambda position, example: (reencode(position, example[0]), example[1]))
     data = data.batch(recipe.batch_size)
-    data = data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=_map_workers())
     if recipe.augment:
         flip = keras.layers.RandomFlip("horizontal", seed=seed)
         translate = _translation(seed)
         data = data.map(
-            lambda x, y: (translate(flip(x, training=True), training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+            lambda x, y: (translate(flip(x, training=True), training=True), y), num_parallel_calls=_map_workers()
         )
-    return TrainingData(data.prefetch(tf.data.AUTOTUNE), int(np.ceil(count / recipe.batch_size)), endless=False)
+    return TrainingData(_fixed_parallelism(data), int(np.ceil(count / recipe.batch_size)), endless=False)
 
 
 def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe, seed: int) -> tf.data.Dataset:
@@ -72,7 +72,7 @@ def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Re
         reencode = _jpeg_reencoding(recipe, seed)
         data = data.map(
             lambda position, example: (position, (reencode(position, example[0]), *example[1:])),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            num_parallel_calls=_map_workers(),
         )
     data = data.batch(recipe.batch_size, drop_remainder=True)
     translate = _translation(seed)
@@ -85,7 +85,7 @@ def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Re
         x = tf.where(mirror[:, None, None, None], tf.reverse(x, axis=[2]), x)
         return translate(x, training=True), y
 
-    return data.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return _fixed_parallelism(data.map(augment, num_parallel_calls=_map_workers()))
 
 
 def _jpeg_reencoding(recipe: Recipe, seed: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
@@ -102,6 +102,24 @@ def _jpeg_reencoding(recipe: Recipe, seed: int) -> Callable[[tf.Tensor, tf.Tenso
         )
 
     return reencode
+
+
+def _map_workers() -> int:
+    """One map worker per CPU this process may run on (a `repeat --jobs` worker is pinned to its share)."""
+    return len(os.sched_getaffinity(0))
+
+
+def _fixed_parallelism(data: tf.data.Dataset) -> tf.data.Dataset:
+    """Prefetch a fixed number of batches, with tf.data's autotuner off.
+
+    The autotuner's background thread costs a training process pinned to one core about a quarter
+    of its speed (model_1: 9.4k against 13.1k images/s), and destroying an autotuned iterator waits
+    ~1.5 s for that thread to wake: every `fit` ended with an idle pause (docs/benchmarks.md,
+    "Training throughput, stop 22"). Element order and values do not depend on it.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return data.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 def _model_inputs(images: tf.Tensor, labels: tf.Tensor, recipe: Recipe) -> tuple[tf.Tensor, tf.Tensor]:

@@ -62,6 +62,10 @@ def environment() -> dict[str, str]:
         "numpy": np.__version__,
         "machine": platform.machine(),
         "processor_count": str(os.cpu_count()),
+        # The weights depend on the thread count (oneDNN splits sums by thread): a `repeat --jobs` worker
+        # runs on its share of the CPUs with one intra-op thread per CPU; 0 is TensorFlow's default.
+        "cpus_used": str(len(os.sched_getaffinity(0))),
+        "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
         "git_commit": git_commit(),
     }
 

@@ -1,17 +1,21 @@
 """Repeated runs of one recipe with different seeds: the spread behind any comparison.
 
-`python -m training repeat model_2 --seeds 5 [--epochs 15]` trains seeds 0..4 and records
-each as `models/<name>/runs/epochs-<E>/<seed>/` (metrics and layer summary, no weights).
+`python -m training repeat model_2 --seeds 5 [--epochs 15] [--jobs 2]` trains seeds 0..4 and
+records each as `models/<name>/runs/epochs-<E>/<seed>/` (metrics and layer summary, no weights).
 Seeds already recorded are skipped, so asking for more seeds later only trains the new
-ones, and an interrupted seed resumes from its per-epoch backup like any training run.
+ones, and an interrupted seed resumes from its own per-epoch backup like any training run.
+With `--jobs N` the seeds train N at a time, each in a process pinned to its share of the
+CPUs (`workers.py`): the cheap way to run many seeds of a small network.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from training import workers
 from training.architectures import get_architecture
 from training.core import runs
 from training.train import TrainOptions, train
@@ -21,18 +25,32 @@ def group_name(epochs: int) -> str:
     return f"epochs-{epochs}"
 
 
-def repeat(name: str, seeds: int, epochs: int | None, models_dir: Path, data: Path | None) -> list[float]:
-    """Train the missing seeds of the group; returns every recorded seed's test accuracy."""
+def repeat(
+    name: str, seeds: int, epochs: int | None, models_dir: Path, data: Path | None, jobs: int = 1
+) -> list[float]:
+    """Train the missing seeds of the group; returns every recorded seed's test accuracy.
+
+    jobs=1 trains in this process on all its CPUs; jobs>1 in worker processes, one CPU share each.
+    """
     epochs = epochs or get_architecture(name).recipe.epochs
     group = group_name(epochs)
     recorded = set(runs.list_runs(models_dir, name).get(group, []))
+    missing = []
     for seed in range(seeds):
         if seed in recorded:
             print(f"{name} {group} seed {seed}: already recorded", flush=True)
             continue
         print(f"{name} {group} seed {seed}: training", flush=True)
-        options = TrainOptions(name, models_dir=models_dir, data=data, epochs=epochs, seed=seed, run_group=group)
-        train(options)
+        missing.append(TrainOptions(name, models_dir=models_dir, data=data, epochs=epochs, seed=seed, run_group=group))
+    if jobs == 1:
+        for options in missing:
+            train(options)
+    else:
+        workers.cpu_shares(jobs)  # Refuse an impossible --jobs before starting anything.
+        fields = [dataclasses.asdict(dataclasses.replace(options, verbose=2)) for options in missing]
+        failed = workers.train_side_by_side(fields, jobs)
+        if failed:
+            raise RuntimeError(f"{name} {group}: seeds {failed} failed; run the same command again to retry them")
     accuracies = [
         runs.load_run(models_dir, name, group, seed).metrics.test_accuracy
         for seed in runs.list_runs(models_dir, name)[group]

@@ -78,12 +78,11 @@ def train(options: TrainOptions) -> Path | None:
         if strategy:
             model.optimizer.build(model.trainable_variables)
     run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train))
+    backup = _backup_folder(options, architecture.name)
     if is_chief:
         for stale in artifacts.remove_stale_staging(options.models_dir, architecture.name):
             print(f"Removed {stale.name}, left by a run that was killed while publishing", flush=True)
-        backup = checkpoints.prepare(options.models_dir, architecture.name, run)
-    else:
-        backup = artifacts.checkpoint_dir(options.models_dir, architecture.name)  # Read, never written.
+        checkpoints.prepare(backup, run)  # Workers only read the chief's backup.
     if strategy:
         distributed.barrier(strategy)  # The chief has prepared (or discarded) the backup before anyone reads it.
     if checkpoints.has_fitted_weights(backup):  # Killed while evaluating or publishing: training is done.
@@ -195,6 +194,12 @@ def _record_run(finished: FinishedRun, models_dir: Path, group: str) -> Path:
     _, _, summary, metrics = finished.evaluate()
     name, seed = finished.architecture.name, finished.run.seed
     return runs.save_run(models_dir, name, group, seed, summary, metrics)
+
+
+def _backup_folder(options: TrainOptions, name: str) -> Path:
+    if options.run_group:
+        return runs.checkpoint_dir(options.models_dir, name, options.run_group, options.seed)
+    return artifacts.checkpoint_dir(options.models_dir, name)
 
 
 def without_calibration_split(dataset: Cifar10, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

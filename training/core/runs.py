@@ -23,6 +23,7 @@ from training.core.artifacts import (
 )
 
 RUNS_DIR = "runs"
+CHECKPOINT_PREFIX = ".checkpoints-"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ def list_runs(models_dir: Path, name: str) -> dict[str, list[int]]:
         if seeds:
             groups[group.name] = seeds
     return groups
+
+
+def checkpoint_dir(models_dir: Path, name: str, group: str, seed: int) -> Path:
+    """Per-epoch backups of one unfinished seed: its own folder, so that seeds can train side by side."""
+    return models_dir / name / RUNS_DIR / group / f"{CHECKPOINT_PREFIX}{seed}"
 
 
 def load_run(models_dir: Path, name: str, group: str, seed: int) -> RunRecord:
