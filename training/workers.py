@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import numpy as np
@@ -48,21 +49,21 @@ def train_side_by_side(runs: list[dict[str, Any]], jobs: int) -> list[int]:
     context = multiprocessing.get_context("spawn")  # A fresh interpreter: TensorFlow does not survive fork.
     free = cpu_shares(jobs)
     waiting = list(runs)
-    running: dict[Any, tuple[multiprocessing.process.BaseProcess, frozenset[int], int]] = {}
+    running: dict[int, tuple[BaseProcess, frozenset[int], int]] = {}  # By sentinel: worker, its CPUs, its seed.
     failed = []
     try:
         while waiting or running:
             while waiting and free:
                 fields, share = waiting.pop(0), free.pop(0)
-                worker = context.Process(target=_train, args=(fields, share), name=f"seed-{fields['seed']}")
-                worker.start()
-                running[worker.sentinel] = (worker, share, fields["seed"])
+                started = context.Process(target=_train, args=(fields, share), name=f"seed-{fields['seed']}")
+                started.start()
+                running[started.sentinel] = (started, share, fields["seed"])
             for sentinel in wait(list(running)):
-                worker, share, seed = running.pop(sentinel)
-                worker.join()
+                finished, share, seed = running.pop(sentinel)  # type: ignore[arg-type]  # wait() returns what it was given: sentinels.
+                finished.join()
                 free.append(share)
-                if worker.exitcode != 0:
-                    print(f"seed {seed}: the training process failed (exit code {worker.exitcode})", flush=True)
+                if finished.exitcode != 0:
+                    print(f"seed {seed}: the training process failed (exit code {finished.exitcode})", flush=True)
                     failed.append(seed)
     finally:
         for worker, _, _ in running.values():

@@ -154,6 +154,37 @@ def test_steps_per_execution_changes_speed_not_math(name: str) -> None:
         assert all(np.array_equal(a, b) for a, b in zip(reference, weights_after_two_epochs(steps), strict=True))
 
 
+@pytest.mark.parametrize("name", ["model_1", "model_2"])
+def test_the_tutorial_recipes_take_the_tutorial_fits_steps(name: str) -> None:
+    """This project's training (uint8 batches scaled on the fly, 50 steps per graph call) against the
+    tutorial's `model.fit(x / 255, one_hot, batch_size=32)` fed the same images in the same order: the
+    same weights, bit for bit, after an epoch (dropout included; the last batch is a partial one)."""
+    rng = np.random.default_rng(1)
+    images, labels = rng.integers(0, 256, (32 * 30 + 8, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 32 * 30 + 8)
+    recipe = get_architecture(name).recipe
+
+    def compiled(steps_per_epoch: int, steps_per_execution: int) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        model = get_architecture(name).build()
+        optimizer = make_optimizer(recipe, steps_per_epoch)
+        model.compile(optimizer=optimizer, loss="categorical_crossentropy", steps_per_execution=steps_per_execution)
+        return model
+
+    keras.utils.set_random_seed(0)  # As `train` does: the shuffle order depends on the global seed too.
+    data = training_batches(images, labels, recipe, seed=0)
+    ordered = [(x.numpy(), y.numpy()) for x, y in data.batches]  # The pipeline's first-epoch order.
+    ours = compiled(data.steps_per_epoch, recipe.steps_per_execution)
+    ours.fit(training_batches(images, labels, recipe, seed=0).batches, epochs=1, verbose=0)  # Same seeds, same order.
+
+    pixels = np.rint(np.concatenate([x for x, _ in ordered]) * 255).astype(np.uint8)  # The uint8 images, in order.
+    assert sorted(map(bytes, pixels)) == sorted(map(bytes, images))
+    x_float = pixels.astype("float32") / 255  # The tutorial's own scaling.
+    one_hot = keras.utils.to_categorical(np.concatenate([y.argmax(axis=1) for _, y in ordered]), 10)
+    tutorial = compiled(data.steps_per_epoch, 1)
+    tutorial.fit(x_float, one_hot, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(ours.get_weights(), tutorial.get_weights(), strict=True))
+
+
 def test_a_run_killed_while_publishing_resumes_after_training(
     tiny_cifar_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
