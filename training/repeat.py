@@ -32,6 +32,7 @@ def repeat(
 
     jobs=1 trains in this process on all its CPUs; jobs>1 in worker processes, one CPU share each.
     """
+    workers.cpu_shares(jobs)  # Refuse an impossible --jobs before anything else.
     epochs = epochs or get_architecture(name).recipe.epochs
     group = group_name(epochs)
     recorded = set(runs.list_runs(models_dir, name).get(group, []))
@@ -46,7 +47,6 @@ def repeat(
         for options in missing:
             train(options)
     else:
-        workers.cpu_shares(jobs)  # Refuse an impossible --jobs before starting anything.
         fields = [dataclasses.asdict(dataclasses.replace(options, verbose=2)) for options in missing]
         failed = workers.train_side_by_side(fields, jobs)
         if failed:
