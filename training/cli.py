@@ -145,13 +145,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _repeat(args: argparse.Namespace) -> int:
     from training.repeat import repeat
+    from training.workers import cpu_shares
 
     if args.seeds < 1 or (args.epochs is not None and args.epochs < 1):
         print("error: --seeds and --epochs must be at least 1", file=sys.stderr)
         return 2
     try:
+        cpu_shares(args.jobs)
+    except ValueError as error:  # More jobs than CPUs: a usage error, like the two above.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
         repeat(args.architecture, args.seeds, args.epochs, args.models_dir, args.data, args.jobs)
-    except (DatasetError, ValueError, RuntimeError) as error:
+    except (DatasetError, RuntimeError) as error:  # RuntimeError: some seeds failed; the others are recorded.
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

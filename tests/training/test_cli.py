@@ -73,3 +73,6 @@ def test_bad_arguments_and_missing_data_fail_clearly(tmp_path: Path) -> None:
     assert bad_share.returncode == 2 and "--jpeg-fraction must be between 0 and 1" in bad_share.stderr
     missing = _run_cli("train", "model_1", "--data", str(tmp_path / "absent"), "--models-dir", str(tmp_path))
     assert missing.returncode == 1 and "CIFAR10_DATA" in missing.stderr
+    too_many_jobs = _run_cli("repeat", "model_1", "--jobs", str(len(os.sched_getaffinity(0)) + 1))
+    assert too_many_jobs.returncode == 2 and "--jobs must be between 1 and" in too_many_jobs.stderr
+    assert "training" not in too_many_jobs.stdout
