@@ -5,12 +5,17 @@ takes the first waiting image, gathers whatever else is already queued (waiting 
 most `max_wait_ms` for more, up to `max_batch_size`), runs the whole batch in the
 inference thread, and hands each request its row. Under load, batches grow by
 themselves while the previous one is computing; at concurrency 1 nothing waits.
+
+Closing drains: the model is still in memory when its version is unloaded (deleted
+from the store, dropped by the serving policy, the server stopping), so every request
+already handed to the batcher is answered, as TF Serving and Triton finish in-flight
+requests before unloading. Only a request that reaches a batcher already stopped gets
+ModelNotReady (503, "retry").
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -18,6 +23,8 @@ import numpy as np
 
 from app import metrics
 from app.errors import ModelNotReady
+
+Request = tuple[np.ndarray, "asyncio.Future[np.ndarray]"]
 
 
 class MicroBatcher:
@@ -32,12 +39,15 @@ class MicroBatcher:
         self._executor = executor
         self._max_batch_size = max_batch_size
         self._max_wait = max_wait_ms / 1000.0
-        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[Request | None] = asyncio.Queue()  # None: close() waking an idle task.
         self._task: asyncio.Task[None] | None = None
         self._concurrent = False  # Did the last batch hold more than one request?
+        self._closing = False
 
     async def predict(self, image: np.ndarray) -> np.ndarray:
         """Probabilities for one uint8 (32, 32, 3) image."""
+        if self._closing and (self._task is None or self._task.done()):
+            raise _unloaded()
         if self._task is None:
             self._task = asyncio.create_task(self._run())
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
@@ -45,16 +55,20 @@ class MicroBatcher:
         return await future
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            await self._fill(batch)
-            self._concurrent = len(batch) > 1
-            images = np.stack([image for image, _ in batch])
-            metrics.BATCH_SIZE.observe(len(batch))
-            try:
+        """Serve batches until closed with nothing left queued."""
+        while not (self._closing and self._queue.empty()):
+            first = await self._queue.get()
+            if first is None:
+                continue
+            batch = [first]
+            try:  # From here the batch is off the queue: whatever happens, each request gets an answer.
+                await self._fill(batch)
+                self._concurrent = len(batch) > 1
+                images = np.stack([image for image, _ in batch])
+                metrics.BATCH_SIZE.observe(len(batch))
                 probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, images)
-            except asyncio.CancelledError:  # Closed mid-batch: these requests must still get an answer.
-                _fail(batch, ModelNotReady("the model version was unloaded while this request waited; retry"))
+            except asyncio.CancelledError:  # Stopped from outside (event loop shutdown) mid-batch.
+                _fail(batch, _unloaded())
                 raise
             except Exception as error:  # Hand the failure to every waiting request; keep serving.
                 _fail(batch, error)
@@ -63,38 +77,52 @@ class MicroBatcher:
                 if not future.done():  # The client may have gone away.
                     future.set_result(row)
 
-    async def _fill(self, batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]) -> None:
+    async def _fill(self, batch: list[Request]) -> None:
         """Take what is queued; wait up to max_wait for more only while requests arrive concurrently
-        (the last batch held several), so a lone client never pays the wait."""
+        (the last batch held several), so a lone client never pays the wait, nor does a closing batcher."""
         deadline = asyncio.get_running_loop().time() + self._max_wait
         while len(batch) < self._max_batch_size:
             if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                request = self._queue.get_nowait()
+                if request is not None:
+                    batch.append(request)
                 continue
-            if not self._concurrent and len(batch) == 1:
+            if self._closing or (not self._concurrent and len(batch) == 1):
                 return
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can lose an item or swallow a cancellation.
+                async with asyncio.timeout(remaining):
+                    request = await self._queue.get()
             except TimeoutError:
                 return
+            if request is not None:
+                batch.append(request)
 
     async def close(self) -> None:
-        """Stop; every request still queued or in the running batch gets an error, none waits forever."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        queued = []
-        while not self._queue.empty():
-            queued.append(self._queue.get_nowait())
-        _fail(queued, ModelNotReady("the model version was unloaded while this request waited; retry"))
+        """Answer everything already queued or computing, then stop; later requests get ModelNotReady."""
+        self._closing = True
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)  # Wakes the task if it is idle; it then sees it is closing.
+        try:
+            await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            if not self._task.cancelled():  # close() itself was cancelled, not the task.
+                raise
+        finally:  # Whatever stopped the task, nobody is left waiting forever.
+            leftover = []
+            while not self._queue.empty():
+                leftover.append(self._queue.get_nowait())
+            _fail([request for request in leftover if request is not None], _unloaded())
 
 
-def _fail(batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]], error: BaseException) -> None:
+def _unloaded() -> ModelNotReady:
+    return ModelNotReady("the model version was unloaded while this request waited; retry")
+
+
+def _fail(batch: list[Request], error: BaseException) -> None:
     for _, future in batch:
         if not future.done():
             future.set_exception(error)

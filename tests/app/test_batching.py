@@ -6,6 +6,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from app.batching import MicroBatcher
 
@@ -81,26 +82,54 @@ def test_under_concurrent_load_a_batch_waits_for_late_arrivals() -> None:
     assert _identity_rows.sizes == [3, 2]
 
 
-def test_closing_answers_every_queued_and_running_request() -> None:
-    """A version unloaded under load: each waiting request gets an error, none waits forever."""
+def test_closing_drains_every_queued_and_running_request_before_it_returns() -> None:
+    """A version unloaded under load is still in memory: what was handed to it gets a real answer."""
     import threading
-
-    from app.errors import ModelNotReady
 
     release = threading.Event()
 
     def slow(images: np.ndarray) -> np.ndarray:
         release.wait(5)
-        return np.zeros((len(images), 1), np.float32)
+        return images[:, 0, 0, :1].astype(np.float32)
 
-    async def scenario() -> list[object]:
+    async def scenario() -> tuple[list[float], bool]:
         batcher = MicroBatcher(slow, ThreadPoolExecutor(1), max_batch_size=4, max_wait_ms=0)
-        requests = [asyncio.ensure_future(batcher.predict(np.zeros((32, 32, 3), np.uint8))) for _ in range(10)]
+        images = [np.full((32, 32, 3), value, np.uint8) for value in range(10)]
+        requests = [asyncio.ensure_future(batcher.predict(image)) for image in images]
         await asyncio.sleep(0.05)  # The first batch is running, the rest are queued.
-        await batcher.close()
-        release.set()
-        return list(await asyncio.wait_for(asyncio.gather(*requests, return_exceptions=True), timeout=5))
+        threading.Timer(0.2, release.set).start()
+        await asyncio.wait_for(batcher.close(), timeout=5)
+        answered_by_close = all(request.done() for request in requests)
+        return [float(row[0]) for row in await asyncio.gather(*requests)], answered_by_close
 
-    outcomes = asyncio.run(scenario())
-    assert len(outcomes) == 10
-    assert all(isinstance(outcome, ModelNotReady) for outcome in outcomes)
+    rows, answered_by_close = asyncio.run(scenario())
+    assert rows == [float(value) for value in range(10)]
+    assert answered_by_close
+
+
+def test_closing_while_a_batch_gathers_late_arrivals_answers_it_at_once() -> None:
+    """The batch being filled is off the queue: closing must neither drop it nor let it wait for companions."""
+
+    async def scenario() -> list[np.ndarray]:
+        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=60_000)
+        image = np.zeros((32, 32, 3), np.uint8)
+        await asyncio.gather(*(batcher.predict(image) for _ in range(8)))  # A full batch: traffic is concurrent...
+        gathering = [asyncio.ensure_future(batcher.predict(image)) for _ in range(2)]
+        await asyncio.sleep(0.1)  # ...so these two are off the queue, waiting a minute for companions.
+        await asyncio.wait_for(batcher.close(), timeout=5)
+        return list(await asyncio.wait_for(asyncio.gather(*gathering), timeout=5))
+
+    assert [row.shape for row in asyncio.run(scenario())] == [(1,), (1,)]
+
+
+def test_a_closed_batcher_refuses_new_requests_instead_of_serving_an_unloaded_model() -> None:
+    from app.errors import ModelNotReady
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=0)
+        await batcher.predict(np.zeros((32, 32, 3), np.uint8))
+        await asyncio.wait_for(batcher.close(), timeout=5)  # Idle when closed: it must still stop.
+        with pytest.raises(ModelNotReady, match="unloaded"):
+            await asyncio.wait_for(batcher.predict(np.zeros((32, 32, 3), np.uint8)), timeout=5)
+
+    asyncio.run(scenario())
