@@ -119,7 +119,7 @@ class MicroBatcher:
 
 
 def _unloaded() -> ModelNotReady:
-    return ModelNotReady("the model version was unloaded while this request waited; retry")
+    return ModelNotReady("the model version was unloaded as this request reached it; retry")
 
 
 def _fail(batch: list[Request], error: BaseException) -> None:
