@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _repeat(args: argparse.Namespace) -> int:
-    from training.repeat import repeat
+    from training.repeat import SeedsFailed, repeat
     from training.workers import cpu_shares
 
     if args.seeds < 1 or (args.epochs is not None and args.epochs < 1):
@@ -157,7 +157,7 @@ def _repeat(args: argparse.Namespace) -> int:
         return 2
     try:
         repeat(args.architecture, args.seeds, args.epochs, args.models_dir, args.data, args.jobs)
-    except (DatasetError, RuntimeError) as error:  # RuntimeError: some seeds failed; the others are recorded.
+    except (DatasetError, SeedsFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -21,6 +21,10 @@ from training.core import runs
 from training.train import TrainOptions, train
 
 
+class SeedsFailed(RuntimeError):
+    """Some seeds' worker processes failed; every other seed is recorded, and a rerun retries these."""
+
+
 def group_name(epochs: int) -> str:
     return f"epochs-{epochs}"
 
@@ -50,7 +54,7 @@ def repeat(
         fields = [dataclasses.asdict(dataclasses.replace(options, verbose=2)) for options in missing]
         failed = workers.train_side_by_side(fields, jobs)
         if failed:
-            raise RuntimeError(f"{name} {group}: seeds {failed} failed; run the same command again to retry them")
+            raise SeedsFailed(f"{name} {group}: seeds {failed} failed; run the same command again to retry them")
     accuracies = [
         runs.load_run(models_dir, name, group, seed).metrics.test_accuracy
         for seed in runs.list_runs(models_dir, name)[group]
