@@ -41,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="share of training images re-encoded as JPEG each epoch, 0 to 1 (default: the recipe's)",
     )
+    train.add_argument(
+        "--corruption-fraction",
+        type=float,
+        help="share of training images given noise, blur or lowered contrast each epoch, 0 to 1 (default: recipe's)",
+    )
+    train.add_argument(
+        "--init-from", type=Path, help="fine-tune: start from this version's weights, e.g. models/whitened_convnet/5"
+    )
     calibrate = commands.add_parser(
         "calibrate", help="fit a temperature for a trained version and publish the calibrated copy as a new version"
     )
@@ -111,8 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibration_holdout is not None and args.calibration_holdout < 0:
         print("error: --calibration-holdout must be 0 or more", file=sys.stderr)
         return 2
-    if args.jpeg_fraction is not None and not 0 <= args.jpeg_fraction <= 1:
-        print("error: --jpeg-fraction must be between 0 and 1", file=sys.stderr)
+    for flag in ("jpeg_fraction", "corruption_fraction"):
+        value = getattr(args, flag)
+        if value is not None and not 0 <= value <= 1:
+            print(f"error: --{flag.replace('_', '-')} must be between 0 and 1", file=sys.stderr)
+            return 2
+    if args.init_from is not None and not (args.init_from / "model.keras").is_file():
+        print(f"error: --init-from {args.init_from} is not a version folder with a model.keras", file=sys.stderr)
         return 2
     if args.distributed and not os.environ.get("TF_CONFIG"):
         print(
@@ -130,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         limit=args.limit,
         calibration_holdout=args.calibration_holdout,
         jpeg_fraction=args.jpeg_fraction,
+        corruption_fraction=args.corruption_fraction,
+        init_from=args.init_from,
     )
     try:
         published = train(options)

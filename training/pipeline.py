@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from training.augment import corrupt_batch
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE, scale_tensor
 from training.recipes import Recipe
@@ -45,8 +46,11 @@ def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, see
     if recipe.jpeg_fraction > 0:
         reencode = _jpeg_reencoding(recipe, seed)
         data = data.enumerate().map(lambda position, example: (reencode(position, example[0]), example[1]))
-    data = data.batch(recipe.batch_size)
-    data = data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=_map_workers())
+    data = data.batch(recipe.batch_size).enumerate()
+    data = data.map(
+        lambda step, batch: _damaged(step, *_model_inputs(*batch, recipe), recipe, seed),
+        num_parallel_calls=_map_workers(),
+    )
     if recipe.augment:
         flip = keras.layers.RandomFlip("horizontal", seed=seed)
         translate = _translation(seed)
@@ -79,7 +83,7 @@ def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Re
 
     def augment(position: tf.Tensor, example: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         x, y, mirrored = example
-        x, y = _model_inputs(x, y, recipe)
+        x, y = _damaged(position[0], *_model_inputs(x, y, recipe), recipe, seed)
         odd_epoch = (position // count) % 2 == 1
         mirror = tf.math.logical_xor(mirrored, odd_epoch)
         x = tf.where(mirror[:, None, None, None], tf.reverse(x, axis=[2]), x)
@@ -124,6 +128,16 @@ def _fixed_parallelism(data: tf.data.Dataset) -> tf.data.Dataset:
 
 def _model_inputs(images: tf.Tensor, labels: tf.Tensor, recipe: Recipe) -> tuple[tf.Tensor, tf.Tensor]:
     return scale_tensor(images, recipe.scaling), tf.one_hot(labels, NUM_CLASSES)
+
+
+def _damaged(
+    position: tf.Tensor, images: tf.Tensor, labels: tf.Tensor, recipe: Recipe, seed: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Everyday-photo damage on a share of the batch (`training.augment`), keyed by the batch's position."""
+    if recipe.corruption_fraction <= 0:
+        return images, labels
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64) + (1 << 40)])
+    return corrupt_batch(images, recipe.corruption_fraction, key), labels
 
 
 def _translation(seed: int) -> keras.layers.RandomTranslation:

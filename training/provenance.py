@@ -27,6 +27,7 @@ class RunDescription:
     limit: int | None
     train_images: int
     dataset: DatasetFingerprint
+    init_from: str | None = None  # A fine-tuning run's starting version (store-relative folder), else None.
 
     def as_json(self) -> dict[str, Any]:
         """As run.json holds it (tuples become lists), so a description compares equal to its stored self."""
@@ -35,11 +36,18 @@ class RunDescription:
 
     def hyperparameters(self) -> dict[str, Any]:
         """The recipe plus what this run chose, as metrics.json records them."""
-        return self.recipe | {"seed": self.seed, "limit": self.limit, "train_images": self.train_images}
+        chosen = {"seed": self.seed, "limit": self.limit, "train_images": self.train_images}
+        return self.recipe | chosen | ({"init_from": self.init_from} if self.init_from else {})
 
 
 def describe_run(
-    architecture: str, recipe: Recipe, seed: int, limit: int | None, dataset: Cifar10, train_images: int
+    architecture: str,
+    recipe: Recipe,
+    seed: int,
+    limit: int | None,
+    dataset: Cifar10,
+    train_images: int,
+    init_from: str | None = None,
 ) -> RunDescription:
     fingerprint = DatasetFingerprint(
         source=dataset.source,
@@ -47,7 +55,7 @@ def describe_run(
         x_test_sha256=array_sha256(dataset.x_test),
         labels_sha256=array_sha256(np.concatenate([dataset.y_train, dataset.y_test])),
     )
-    return RunDescription(architecture, recipe.as_record(), seed, limit, train_images, fingerprint)
+    return RunDescription(architecture, recipe.as_record(), seed, limit, train_images, fingerprint, init_from)
 
 
 def environment() -> dict[str, str]:

@@ -52,6 +52,9 @@ class Recipe:
     # drawn uniformly from jpeg_quality (inclusive), so the network learns to ignore JPEG artefacts.
     jpeg_fraction: float = 0.0
     jpeg_quality: tuple[int, int] = (30, 95)
+    # Everyday-photo damage: this share of the training images gets noise, blur or lowered contrast
+    # at a random strength each epoch (`training.augment`), so answers hold on grainy or hazy photos.
+    corruption_fraction: float = 0.0
     # Training images kept out of training for calibration (the temperature is fitted on them).
     # Which ones follows from the run's seed alone: `training.data.calibration_split`.
     calibration_holdout: int = 0

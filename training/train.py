@@ -43,6 +43,8 @@ class TrainOptions:
     limit: int | None = None  # Train on the first N training images only.
     calibration_holdout: int | None = None  # None: the recipe's.
     jpeg_fraction: float | None = None  # None: the recipe's share of JPEG-re-encoded training images.
+    corruption_fraction: float | None = None  # None: the recipe's share of noisy, blurred or flattened images.
+    init_from: Path | None = None  # Fine-tune: start from this version's weights instead of the recipe's init.
     run_group: str | None = None  # Record the run in models/<name>/runs/<group>/<seed>/ instead of publishing.
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, a line per epoch otherwise.
 
@@ -67,7 +69,9 @@ def train(options: TrainOptions) -> Path | None:
     training_data = training_batches(x_train, y_train, recipe, options.seed)
     with strategy.scope() if strategy else contextlib.nullcontext():  # Variables mirrored on every worker.
         model = architecture.build()
-        if architecture.initialize:  # Deterministic (the data's statistics): identical on every worker.
+        if options.init_from:
+            model.set_weights(artifacts.load_keras_model(options.init_from).get_weights())
+        elif architecture.initialize:  # Deterministic (the data's statistics): identical on every worker.
             architecture.initialize(model, x_train, recipe.scaling)
         model.compile(
             optimizer=make_optimizer(recipe, training_data.steps_per_epoch),
@@ -77,7 +81,8 @@ def train(options: TrainOptions) -> Path | None:
         )
         if strategy:
             model.optimizer.build(model.trainable_variables)
-    run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train))
+    init_from = str(options.init_from) if options.init_from else None
+    run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train), init_from)
     backup = _backup_folder(options, architecture.name)
     if is_chief:
         for stale in artifacts.remove_stale_staging(options.models_dir, architecture.name):
@@ -219,6 +224,8 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
         changes["calibration_holdout"] = options.calibration_holdout
     if options.jpeg_fraction is not None:
         changes["jpeg_fraction"] = options.jpeg_fraction
+    if options.corruption_fraction is not None:
+        changes["corruption_fraction"] = options.corruption_fraction
     return replace(recipe, **changes)
 
 
