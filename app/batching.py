@@ -1,10 +1,18 @@
 """Micro-batching: concurrent requests share one forward pass, as in TF Serving, Triton and BentoML.
 
 Each request puts its image on a queue and awaits a future. One task per model
-takes the first waiting image, gathers whatever else is already queued (waiting at
-most `max_wait_ms` for more, up to `max_batch_size`), runs the whole batch in the
-inference thread, and hands each request its row. Under load, batches grow by
-themselves while the previous one is computing; at concurrency 1 nothing waits.
+takes the first waiting image, gathers whatever else is already queued, runs the
+whole batch in the inference thread, and hands each request its row. Under load,
+batches grow by themselves while the previous one is computing.
+
+Whether to wait for more is decided per batch (`BatchPolicy.ADAPTIVE`): the clients
+just answered are the ones about to send again, so a batch waits only until it holds
+as many requests as the previous batch did, never for a size the traffic cannot
+reach, and never longer than `max_wait_ms` (an upper bound, reached only when a
+client has gone away, which then lowers the target). A lone client's target is one:
+it never waits. `BatchPolicy.FIXED` is the former rule (wait up to `max_wait_ms` for
+a full batch whenever the last batch held several), kept to measure against; the
+bench sweep is in docs/benchmarks.md.
 
 Closing drains: the model is still in memory when its version is unloaded (deleted
 from the store, dropped by the serving policy, the server stopping), so every request
@@ -18,6 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
+from enum import StrEnum
 
 import numpy as np
 
@@ -27,6 +36,11 @@ from app.errors import ModelNotReady
 Request = tuple[np.ndarray, "asyncio.Future[np.ndarray]"]
 
 
+class BatchPolicy(StrEnum):
+    ADAPTIVE = "adaptive"  # Wait only for as many requests as the previous batch held.
+    FIXED = "fixed"  # Wait for a full batch, up to max_wait, after any batch of several (the former rule).
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -34,14 +48,16 @@ class MicroBatcher:
         executor: Executor,
         max_batch_size: int,
         max_wait_ms: float,
+        policy: BatchPolicy = BatchPolicy.ADAPTIVE,
     ) -> None:
         self._predict = predict
         self._executor = executor
         self._max_batch_size = max_batch_size
         self._max_wait = max_wait_ms / 1000.0
+        self._policy = policy
         self._queue: asyncio.Queue[Request | None] = asyncio.Queue()  # None: close() waking an idle task.
         self._task: asyncio.Task[None] | None = None
-        self._concurrent = False  # Did the last batch hold more than one request?
+        self._previous = 1  # Requests in the last batch: the clients about to come back.
         self._closing = False
 
     async def predict(self, image: np.ndarray) -> np.ndarray:
@@ -63,7 +79,7 @@ class MicroBatcher:
             batch = [first]
             try:  # From here the batch is off the queue: whatever happens, each request gets an answer.
                 await self._fill(batch)
-                self._concurrent = len(batch) > 1
+                self._previous = len(batch)
                 images = np.stack([image for image, _ in batch])
                 metrics.BATCH_SIZE.observe(len(batch))
                 probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, images)
@@ -77,17 +93,24 @@ class MicroBatcher:
                 if not future.done():  # The client may have gone away.
                     future.set_result(row)
 
+    def target(self) -> int:
+        """How many requests the batch being gathered waits for (it takes more if they are queued)."""
+        if self._policy is BatchPolicy.FIXED:
+            return self._max_batch_size if self._previous > 1 else 1
+        return min(self._previous, self._max_batch_size)
+
     async def _fill(self, batch: list[Request]) -> None:
-        """Take what is queued; wait up to max_wait for more only while requests arrive concurrently
-        (the last batch held several), so a lone client never pays the wait, nor does a closing batcher."""
+        """Take what is queued; wait up to max_wait for more only while the batch is below its target,
+        so a lone client never pays the wait, nor does a closing batcher."""
         deadline = asyncio.get_running_loop().time() + self._max_wait
+        target = self.target()
         while len(batch) < self._max_batch_size:
             if not self._queue.empty():
                 request = self._queue.get_nowait()
                 if request is not None:
                     batch.append(request)
                 continue
-            if self._closing or (not self._concurrent and len(batch) == 1):
+            if self._closing or len(batch) >= target:
                 return
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

@@ -45,7 +45,22 @@ def _row(artifact: Artifact) -> dict[str, Any]:
         "temperature": artifact.metadata.temperature,
         "robustness": metrics.robustness,
         "ece": metrics.probability_scores.ece if metrics.probability_scores else None,
+        "corruption": _corruption(artifact),
         "history": history,
+    }
+
+
+def _corruption(artifact: Artifact) -> dict[str, Any] | None:
+    """The corruption benchmark's headline figures, or None for versions measured before it existed."""
+    report = artifact.metrics.corruption
+    if report is None:
+        return None
+    return {
+        "mean_accuracy": report.mean_accuracy,
+        "severity_5": report.by_severity["5"],
+        "unseen_mean_accuracy": report.unseen_mean_accuracy,
+        "ece": report.ece,
+        "seen_in_training": report.seen_in_training,
     }
 
 
@@ -64,6 +79,13 @@ def describe(rows: list[dict[str, Any]]) -> str:
             f"{row['name']} {row['robustness']['jpeg_q75']:.2%} (ECE {row['ece']:.3f})" for row in reported
         )
         sentences.append(f"Re-encoded as JPEG at quality 75, as phones send them, the test images score: {figures}.")
+    damaged = [row for row in rows if row["corruption"]]
+    if damaged:
+        figures = "; ".join(
+            f"{row['name']} {row['corruption']['mean_accuracy']:.2%} (ECE {row['corruption']['ece']:.3f})"
+            for row in damaged
+        )
+        sentences.append(f"With noise, blur, fog, low contrast and 14 other kinds of damage: {figures}.")
     return " ".join(sentences)
 
 

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.backends import Backend, BackendOptions
+from app.batching import BatchPolicy
 
 
 class Settings(BaseSettings):
@@ -35,7 +36,16 @@ class Settings(BaseSettings):
         description="Micro-batching for versions served by openvino-int8 (the heavy default model).",
     )
     batch_max_wait_ms: float = Field(
-        2.0, ge=0, description="Micro-batching: how long a batch waits to fill up, while requests arrive concurrently."
+        2.0,
+        ge=0,
+        description="Micro-batching: the longest a batch waits for the requests its policy expects (an upper bound).",
+    )
+    batch_policy: BatchPolicy = Field(
+        BatchPolicy.ADAPTIVE,
+        description=(
+            "Micro-batching: adaptive (wait only for as many requests as the previous batch held) or fixed "
+            "(the former rule: wait up to BATCH_MAX_WAIT_MS for a full batch after any batch of several)."
+        ),
     )
     promotion_margin_points: float = Field(
         1.0,

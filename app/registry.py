@@ -291,6 +291,7 @@ class ModelRegistry:
             self.executor,
             batch_size(servable.backend, self.settings.backend_options()),
             self.settings.batch_max_wait_ms,
+            self.settings.batch_policy,
         )
         self._loaded[(name, version)] = LoadedModel(servable.artifact, batcher)
         states[version] = VersionState(

@@ -15,8 +15,12 @@ second, p50/p95/p99 latency and the ratios.
     python bench/serve_throughput.py --model whitened_convnet --versions 3,4 --backends tensorflow,openvino \
         --endpoints predict   # one server per backend, in turn; every cell against the first one
 
+    python bench/serve_throughput.py --model model_1 --endpoints predict --policies fixed,adaptive \
+        --concurrency 1,2,4,8,16,32,64 --seconds 6   # the micro-batcher's policies, one server each
+
 Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...);
-`--backends` sets INFERENCE_BACKEND for each server (default: the environment's, else auto).
+`--backends` sets INFERENCE_BACKEND for each server (default: the environment's, else auto), and
+`--policies` BATCH_POLICY (default: the environment's, else the service's default).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def main() -> int:
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="which of predict, naive, ceiling")
     parser.add_argument("--backends", help="comma-separated INFERENCE_BACKEND values, one server each, in turn")
     parser.add_argument("--workers", type=int, default=1, help="server processes (WORKERS), sharing the CPUs")
+    parser.add_argument("--policies", help="comma-separated BATCH_POLICY values, one server each, in turn")
     args = parser.parse_args()
     endpoints = {name: ENDPOINTS[name] for name in args.endpoints.split(",")}
     if args.versions:  # /predict once per version, named predict@N; the other endpoints as chosen.
@@ -95,31 +100,37 @@ def main() -> int:
     image = REPO / "app" / "static" / "samples" / "test_00000_cat.png"
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     backends = args.backends.split(",") if args.backends else [os.environ.get("INFERENCE_BACKEND", "auto")]
+    policies = args.policies.split(",") if args.policies else [os.environ.get("BATCH_POLICY", "")]
+    servers = {_label(backend, policy): (backend, policy) for backend in backends for policy in policies}
     print(machine.describe(), f"- {args.workers} server process(es)")
     results: dict[tuple[str, str, int], dict] = {}
-    for backend in backends:
-        print(f"\n== backend {backend}", flush=True)
-        with _server(args.model, args.port, backend, args.workers) as base:
+    for label, (backend, policy) in servers.items():
+        print(f"\n== {label}", flush=True)
+        with _server(args.model, args.port, backend, args.workers, policy) as base:
             for name, path in endpoints.items():
                 url = base + path.format(model=args.model, version_query="")
                 request = request_body(name.split("@")[0], image.read_bytes())
                 _run_wrk(url, request, 1, 3)  # Warm-up.
                 for concurrency in concurrencies:
-                    r = results[(backend, name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
+                    r = results[(label, name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
                     print(
                         f"{name:8} c={concurrency:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
                         f"p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
                         flush=True,
                     )
-    for backend in backends:
-        _print_ratios(args.model, backend, concurrencies, results)
-    if len(backends) > 1 or args.versions:
-        _print_side_by_side(backends, list(endpoints), concurrencies, results)
+    for label in servers:
+        _print_ratios(args.model, label, concurrencies, results)
+    if len(servers) > 1 or args.versions:
+        _print_side_by_side(list(servers), list(endpoints), concurrencies, results)
     return 0
 
 
+def _label(backend: str, policy: str) -> str:
+    return f"{backend} / {policy}" if policy else backend
+
+
 @contextlib.contextmanager
-def _server(model: str, port: int, backend: str, workers: int = 1) -> Iterator[str]:
+def _server(model: str, port: int, backend: str, workers: int = 1, policy: str = "") -> Iterator[str]:
     """The service plus bench/baseline_app.py's reference endpoints, in uvicorn, until the block ends."""
     env = {
         **os.environ,
@@ -132,6 +143,8 @@ def _server(model: str, port: int, backend: str, workers: int = 1) -> Iterator[s
         "INFERENCE_BACKEND": backend,
         "WORKERS": str(workers),  # Each worker's thread pools get CPUs / WORKERS threads.
     }
+    if policy:
+        env["BATCH_POLICY"] = policy
     command = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
     server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"], cwd=REPO, env=env)

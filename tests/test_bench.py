@@ -13,6 +13,7 @@ ENTRY_POINTS = {
     "bench.train_throughput": "main",
     "bench.whitened_convnet_run": "main",
     "bench.robustness_report": "main",
+    "bench.corruption_report": "main",
     "bench.decode_memory": "main",
     "bench.tta_views": "main",
     "bench.backend_accuracy": "main",

@@ -12,7 +12,7 @@ random strength:
 
 Only these three kinds of the benchmark's corruptions (and JPEG, through the
 pipeline's own re-encoding) are seen in training; every other corruption of the
-benchmark stays unseen, and reports keep the two groups apart (`SEEN_CORRUPTIONS`).
+benchmark stays unseen, and reports keep the two groups apart (`seen_corruptions`).
 
 The whole batch is damaged at once (every kind computed, one picked per image), so the
 cost is a few element-wise passes over the batch. Draws are stateless, keyed by the run
@@ -22,14 +22,24 @@ damage. Labels are never touched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
 KINDS = ("gaussian_noise", "gaussian_blur", "contrast")
-SEEN_CORRUPTIONS = frozenset(KINDS) | {"jpeg_compression"}  # With the pipeline's JPEG re-encoding.
 MAX_NOISE_SIGMA = 0.10  # CIFAR-10-C's Gaussian noise at severity 5.
 BLUR_SIGMA = 1.0  # CIFAR-10-C's Gaussian blur at severity 5; weaker blurs are blends with the image.
 MIN_CONTRAST = 0.15  # CIFAR-10-C's contrast at severity 5.
+
+
+def seen_corruptions(recipe: Mapping[str, Any]) -> frozenset[str]:
+    """The benchmark's corruptions a recipe (as metrics.json records it) trains on."""
+    seen = set(KINDS) if recipe.get("corruption_fraction", 0) > 0 else set()
+    if recipe.get("jpeg_fraction", 0) > 0:
+        seen.add("jpeg_compression")
+    return frozenset(seen)
 
 
 def corrupt_batch(images: tf.Tensor, fraction: float, seed: tf.Tensor) -> tf.Tensor:

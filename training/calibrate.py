@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from training import reports
+from training import augment, reports
 from training.core import artifacts
 from training.core.preprocessing import TestTimeAugmentation
 from training.data import Cifar10, DatasetError, array_sha256, load_cifar10
@@ -50,7 +50,8 @@ def calibrate_version(
     tta = TestTimeAugmentation(tta or metadata.test_time_augmentation)
     dataset, holdout, seed = load_holdout(artifact, data)
     model = artifacts.load_keras_model(source)
-    evaluation = evaluate(model, metadata.scaling, tta, dataset, holdout, seed)
+    seen = augment.seen_corruptions(metrics.hyperparameters)
+    evaluation = evaluate(model, metadata.scaling, tta, dataset, holdout, seed, seen)
 
     single_view = evaluation.single_view
     new_metrics = metrics.model_copy(

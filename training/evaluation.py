@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from training import calibration, robustness
-from training.core.artifacts import CalibrationReport, CalibrationSplit, ProbabilityScores
+from training.core.artifacts import CalibrationReport, CalibrationSplit, CorruptionReport, ProbabilityScores
 from training.core.forward import make_forward, predict_in_batches, view_logits
 from training.core.preprocessing import Scaling, TestTimeAugmentation, TtaAverage
 from training.data import Cifar10, calibration_split
@@ -45,13 +45,21 @@ class Evaluation:
     average: TtaAverage
     scores: ProbabilityScores  # Of the served probabilities.
     robustness: dict[str, float]  # Served accuracy per upload condition (training.robustness).
+    corruption: CorruptionReport  # Served accuracy on the common-corruption benchmark.
     calibration: CalibrationReport | None  # None when nothing was held out to fit a temperature on.
     reliability: dict[str, Curve]  # Reliability-diagram points: "uncalibrated" and, if fitted, "calibrated".
 
 
 def evaluate(
-    model: object, scaling: Scaling, tta: TestTimeAugmentation, dataset: Cifar10, holdout: int, seed: int
+    model: object,
+    scaling: Scaling,
+    tta: TestTimeAugmentation,
+    dataset: Cifar10,
+    holdout: int,
+    seed: int,
+    seen_corruptions: frozenset[str] = frozenset(),
 ) -> Evaluation:
+    """`seen_corruptions`: the benchmark's corruptions the training used as augmentation (reported apart)."""
     fitted = _fit(model, scaling, tta, dataset, holdout, seed) if holdout else None
     temperature, average = (fitted[0], fitted[1]) if fitted else (1.0, TtaAverage.PROBABILITIES)
 
@@ -69,6 +77,7 @@ def evaluate(
         return predict_in_batches(forward, images)
 
     conditions = robustness.accuracy_under_conditions(predict, dataset.x_test, dataset.y_test)
+    corruption = robustness.corruption_report(predict, dataset.x_test, dataset.y_test, seen_corruptions)
     served_scores = calibration.scores(probabilities, dataset.y_test)
     reliability = {"uncalibrated": calibration.reliability_curve(probabilities, dataset.y_test)}
     report = None
@@ -86,6 +95,7 @@ def evaluate(
         average=average,
         scores=served_scores,
         robustness={"lossless": served.test_accuracy, **conditions},
+        corruption=corruption,
         calibration=report,
         reliability=reliability,
     )

@@ -48,7 +48,7 @@ def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, see
         data = data.enumerate().map(lambda position, example: (reencode(position, example[0]), example[1]))
     data = data.batch(recipe.batch_size).enumerate()
     data = data.map(
-        lambda step, batch: _damaged(step, *_model_inputs(*batch, recipe), recipe, seed),
+        lambda step, batch: _damaged(step, *_model_inputs(batch[0], batch[1], recipe), recipe, seed),
         num_parallel_calls=_map_workers(),
     )
     if recipe.augment:

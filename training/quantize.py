@@ -5,7 +5,7 @@ OpenVINO and quantized by NNCF, which observes the version's calibration hold-ou
 (training images the network never trained on, never test images). The new version
 keeps the weights, metadata and TensorFlow metrics of its source and adds the int8
 model with what it scores on the full test set, lossless and as users send images,
-measured beside TensorFlow in the same run. The service decides from those figures
+measured beside TensorFlow in the same run, and on the corruption benchmark. The service decides from those figures
 whether int8 may serve (app/backends.py); this module only measures and records.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from training import calibration, robustness
+from training import augment, calibration, robustness
 from training.calibrate import load_holdout
 from training.core import artifacts
 from training.core.artifacts import Quantization
@@ -70,6 +70,9 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
         source_version=artifact.version,
         calibration=split_record(indices, holdout, seed, len(dataset.x_train)),
         probe_probabilities=predict_int8(probe_images()).tolist(),
+        corruption=robustness.corruption_report(
+            predict_int8, dataset.x_test, dataset.y_test, augment.seen_corruptions(artifact.metrics.hyperparameters)
+        ),
         **_measure(predict_int8, lambda images: predict_in_batches(forward, images), dataset),
     )
     new_metadata = metadata.model_copy(

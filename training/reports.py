@@ -83,6 +83,7 @@ def results_fields(evaluation: Evaluation) -> dict[str, Any]:
     return {
         **asdict(evaluation.served),
         "robustness": evaluation.robustness,
+        "corruption": evaluation.corruption,
         "calibration": evaluation.calibration,
         "probability_scores": evaluation.scores,
     }

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from training import checkpoints, distributed, reports
+from training import augment, checkpoints, distributed, reports
 from training.architectures import Architecture, get_architecture
 from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
 from training.core import artifacts, runs
@@ -170,8 +170,9 @@ class FinishedRun:
         """Evaluate -> report: the evaluation, the optimizer-free model, its layer table and the metrics."""
         recipe = self.architecture.recipe  # Overrides never change scaling or TTA.
         holdout = int(self.run.recipe["calibration_holdout"])
+        seen = augment.seen_corruptions(self.run.recipe)
         evaluation = evaluate(
-            self.model, recipe.scaling, recipe.test_time_augmentation, self.dataset, holdout, self.run.seed
+            self.model, recipe.scaling, recipe.test_time_augmentation, self.dataset, holdout, self.run.seed, seen
         )
         serving = _without_optimizer(self.model, self.architecture)
         metrics = reports.build_metrics(self.run, self.ran_on, self.history, evaluation, self.architecture.reference)

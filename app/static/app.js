@@ -182,6 +182,7 @@ async function fillCard(card, model) {
   if (model.policy_error) facts.push(["Serving policy", model.policy_error]);
   if (metrics.reference) facts.push(["Tutorial's result", `${percent(metrics.reference.test_accuracy, 2)} after ${metrics.reference.epochs} epochs`]);
   if (metrics.robustness) facts.push(["On re-encoded uploads", robustnessNote(metrics.robustness)]);
+  if (metrics.corruption) facts.push(["On damaged photos", corruptionNote(metrics.corruption)]);
   if (metrics.probability_scores) facts.push(["Calibration", calibrationNote(metrics)]);
   const served = model.versions.find((v) => v.version === model.served_version);
   if (served?.backend) facts.push(["Runtime", runtimeNote(served, metrics)]);
@@ -225,6 +226,13 @@ const CONDITION_NAMES = { jpeg_q95: "JPEG q95", jpeg_q75: "JPEG q75", jpeg_q50: 
 function robustnessNote(robustness) {
   return Object.entries(CONDITION_NAMES).filter(([key]) => key in robustness)
     .map(([key, label]) => `${label} ${percent(robustness[key], 1)}`).join(", ");
+}
+
+// The corruption benchmark: 18 kinds of everyday damage at 5 severities (training/corruptions.py).
+function corruptionNote(report) {
+  const seen = report.seen_in_training.length ? `; ${report.seen_in_training.length} kinds also used in training, unseen ones ${percent(report.unseen_mean_accuracy, 1)}` : "";
+  return `mean ${percent(report.mean_accuracy, 1)} over ${Object.keys(report.by_corruption).length} kinds x 5 severities, ` +
+    `severity 5 ${percent(report.by_severity["5"], 1)}, ECE ${report.ece.toFixed(3)}${seen}`;
 }
 
 // ECE: how far, on average, the stated probability is from how often the model is right.
@@ -279,6 +287,8 @@ function compareTable(rows) {
     ["Test accuracy", (r) => percent(r.test_accuracy, 2)],
     ["Accuracy on JPEG q75", (r) => (r.robustness?.jpeg_q75 == null ? "–" : percent(r.robustness.jpeg_q75, 2))],
     ["Expected calibration error", (r) => r.ece?.toFixed(3) ?? "–"],
+    ["Accuracy on damaged photos (mean)", (r) => (r.corruption == null ? "–" : percent(r.corruption.mean_accuracy, 2))],
+    ["ECE on damaged photos", (r) => r.corruption?.ece.toFixed(3) ?? "–"],
   ];
   const table = $("#compare-table");
   table.replaceChildren(element("tr", {}, element("th", { text: "" }), ...rows.map((r) => element("th", { text: r.name }))));

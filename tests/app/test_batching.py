@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from app.batching import MicroBatcher
+from app.batching import BatchPolicy, MicroBatcher
 
 
 def _identity_rows(images: np.ndarray) -> np.ndarray:
@@ -133,3 +133,53 @@ def test_a_closed_batcher_refuses_new_requests_instead_of_serving_an_unloaded_mo
             await asyncio.wait_for(batcher.predict(np.zeros((32, 32, 3), np.uint8)), timeout=5)
 
     asyncio.run(scenario())
+
+
+def test_a_batch_waits_only_for_as_many_requests_as_the_previous_one_held() -> None:
+    """Eight clients never make a batch of 32: waiting for one would cost every batch the whole wait."""
+
+    async def scenario() -> float:
+        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=60_000)
+        image = np.zeros((32, 32, 3), np.uint8)
+        await asyncio.gather(*(batcher.predict(image) for _ in range(8)))
+        assert batcher.target() == 8
+        start = asyncio.get_running_loop().time()
+        await asyncio.wait_for(asyncio.gather(*(batcher.predict(image) for _ in range(8))), timeout=5)
+        await batcher.close()
+        return asyncio.get_running_loop().time() - start
+
+    _identity_rows.sizes.clear()
+    assert asyncio.run(scenario()) < 1.0
+    assert _identity_rows.sizes == [8, 8]
+
+
+def test_when_clients_leave_the_wait_is_paid_once_then_the_target_follows() -> None:
+    async def scenario() -> float:
+        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=300)
+        image = np.zeros((32, 32, 3), np.uint8)
+        await asyncio.gather(*(batcher.predict(image) for _ in range(4)))
+        start = asyncio.get_running_loop().time()
+        for _ in range(5):  # One client stays: it waits for its former companions once, then never again.
+            await batcher.predict(image)
+        await batcher.close()
+        return asyncio.get_running_loop().time() - start
+
+    _identity_rows.sizes.clear()
+    elapsed = asyncio.run(scenario())
+    assert _identity_rows.sizes == [4, 1, 1, 1, 1, 1]
+    assert 0.3 <= elapsed < 0.6
+
+
+def test_the_fixed_policy_waits_for_a_full_batch_after_any_batch_of_several() -> None:
+    async def scenario() -> tuple[int, int]:
+        batcher = MicroBatcher(
+            _identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=0, policy=BatchPolicy.FIXED
+        )
+        image = np.zeros((32, 32, 3), np.uint8)
+        before = batcher.target()
+        await asyncio.gather(*(batcher.predict(image) for _ in range(3)))
+        after = batcher.target()
+        await batcher.close()
+        return before, after
+
+    assert asyncio.run(scenario()) == (1, 32)

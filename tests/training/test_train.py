@@ -57,6 +57,52 @@ def test_stored_accuracy_is_the_serving_forward_pass_accuracy(tiny_store: Path, 
     assert metadata.class_names[0] == "airplane" and metadata.input_dtype == "uint8"
 
 
+def test_the_corruption_report_equals_an_independent_pass_over_the_stored_version(
+    tiny_store: Path, tiny_cifar_dir: Path
+) -> None:
+    from training.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+
+    folder = artifacts.version_dir(tiny_store, "model_1", 1)
+    report = artifacts.load_artifact(folder).metrics.corruption
+    assert report is not None and report.seen_in_training == []  # model_1's recipe augments nothing.
+    model = artifacts.load_keras_model(folder)
+    dataset = load_cifar10(tiny_cifar_dir)
+    assert report.images == len(dataset.y_test)  # The tiny test set is smaller than the subset: all of it.
+    table = []
+    for name in CORRUPTIONS:
+        row = []
+        for severity in SEVERITIES:
+            damaged = corrupt(dataset.x_test, name, severity, report.seed).astype("float32") / 255
+            row.append(float((model(damaged, training=False).numpy().argmax(1) == dataset.y_test).mean()))
+        table.append(row)
+        assert report.by_corruption[name] == pytest.approx(row, abs=1e-9)
+    assert report.mean_accuracy == pytest.approx(np.mean(table))
+    assert report.by_severity["5"] == pytest.approx(np.mean(table, axis=0)[-1])
+    assert report.unseen_mean_accuracy == pytest.approx(report.mean_accuracy)
+
+
+def test_fine_tuning_starts_from_the_given_versions_weights(tiny_store: Path, tiny_cifar_dir: Path) -> None:
+    source = artifacts.version_dir(tiny_store, "model_1", 1)
+    options = TrainOptions("model_1", data=tiny_cifar_dir, epochs=1, verbose=0, init_from=source)
+    start = artifacts.load_keras_model(source).get_weights()
+    captured: list[list[np.ndarray]] = []
+
+    class Stop(Exception):
+        pass
+
+    def first_weights(model: keras.Model, *args: object) -> None:
+        captured.append(model.get_weights())
+        raise Stop
+
+    import training.train as train_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "_fit", first_weights)
+        with pytest.raises(Stop):
+            train(replace(options, models_dir=tiny_store.parent / "fine-tune"))
+    assert all(np.array_equal(a, b) for a, b in zip(captured[0], start, strict=True))
+
+
 @pytest.fixture(scope="module")
 def calibrated_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """model_1 trained on the tiny data with 30 of its 200 training images held out for calibration."""

@@ -185,6 +185,21 @@ class CalibrationReport(Record):
     )
 
 
+class CorruptionReport(Record):
+    """Served accuracy on the common-corruption benchmark (`training.corruptions`, CIFAR-10-C's kinds)."""
+
+    images: int = Field(description="Test images per corruption and severity (a fixed, class-balanced subset).")
+    seed: int = Field(description="Seed of the subset and of the corruptions' random draws.")
+    mean_accuracy: float = Field(description="Mean over every corruption and severity.")
+    by_severity: dict[str, float] = Field(description="Mean over the corruptions at each severity, '1' to '5'.")
+    by_corruption: dict[str, list[float]] = Field(description="Accuracy at severities 1 to 5, per corruption.")
+    ece: float = Field(description="Expected calibration error (15 bins) over every corrupted image.")
+    seen_in_training: list[str] = Field(
+        default_factory=list, description="Corruptions the training also used as augmentation (not comparable)."
+    )
+    unseen_mean_accuracy: float = Field(description="Mean over the corruptions training never used.")
+
+
 class Quantization(Record):
     """An int8 copy of the served procedure (in `INT8_DIR`), measured against the version's own.
 
@@ -202,6 +217,7 @@ class Quantization(Record):
     probability_scores: ProbabilityScores = Field(description="ECE, NLL, Brier of the int8 probabilities.")
     reference_probability_scores: ProbabilityScores = Field(description="The same through TensorFlow.")
     agreement: float = Field(description="Share of the test images where int8 and fp32 pick the same class.")
+    corruption: CorruptionReport | None = Field(None, description="The int8 model on the corruption benchmark.")
     probe_probabilities: list[list[float]] = Field(
         description="int8 answers to training.core.preprocessing.probe_images(), checked at load time."
     )
@@ -235,6 +251,7 @@ class Metrics(Record):
     )
     calibration: CalibrationReport | None = None
     probability_scores: ProbabilityScores | None = Field(None, description="Of the served probabilities, test set.")
+    corruption: CorruptionReport | None = Field(None, description="Served accuracy on corrupted test images.")
 
 
 RecordT = TypeVar("RecordT", bound=Record)
