@@ -14,6 +14,8 @@ ENTRY_POINTS = {
     "bench.whitened_convnet_run": "main",
     "bench.robustness_report": "main",
     "bench.corruption_report": "main",
+    "bench.robust_recipes": "main",
+    "bench.shift_calibration": "main",
     "bench.decode_memory": "main",
     "bench.tta_views": "main",
     "bench.backend_accuracy": "main",

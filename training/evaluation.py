@@ -58,8 +58,10 @@ def evaluate(
     holdout: int,
     seed: int,
     seen_corruptions: frozenset[str] = frozenset(),
+    corruption_images: int = robustness.CORRUPTION_IMAGES,
 ) -> Evaluation:
-    """`seen_corruptions`: the benchmark's corruptions the training used as augmentation (reported apart)."""
+    """`seen_corruptions`: the benchmark's corruptions the training used as augmentation (reported apart);
+    `corruption_images`: test images per corruption and severity."""
     fitted = _fit(model, scaling, tta, dataset, holdout, seed) if holdout else None
     temperature, average = (fitted[0], fitted[1]) if fitted else (1.0, TtaAverage.PROBABILITIES)
 
@@ -77,7 +79,9 @@ def evaluate(
         return predict_in_batches(forward, images)
 
     conditions = robustness.accuracy_under_conditions(predict, dataset.x_test, dataset.y_test)
-    corruption = robustness.corruption_report(predict, dataset.x_test, dataset.y_test, seen_corruptions)
+    corruption = robustness.corruption_report(
+        predict, dataset.x_test, dataset.y_test, seen_corruptions, corruption_images
+    )
     served_scores = calibration.scores(probabilities, dataset.y_test)
     reliability = {"uncalibrated": calibration.reliability_curve(probabilities, dataset.y_test)}
     report = None

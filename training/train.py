@@ -30,6 +30,7 @@ from training.optimizers import make_optimizer
 from training.pipeline import TrainingData, evaluation_batches, training_batches
 from training.provenance import RunDescription, describe_run, environment
 from training.recipes import Recipe
+from training.robustness import CORRUPTION_IMAGES
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TrainOptions:
     jpeg_fraction: float | None = None  # None: the recipe's share of JPEG-re-encoded training images.
     corruption_fraction: float | None = None  # None: the recipe's share of noisy, blurred or flattened images.
     init_from: Path | None = None  # Fine-tune: start from this version's weights instead of the recipe's init.
+    corruption_images: int = CORRUPTION_IMAGES  # Test images per corruption and severity in the report.
     run_group: str | None = None  # Record the run in models/<name>/runs/<group>/<seed>/ instead of publishing.
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, a line per epoch otherwise.
 
@@ -102,7 +104,8 @@ def train(options: TrainOptions) -> Path | None:
         return None
     if not checkpoints.has_fitted_weights(backup):
         checkpoints.save_fitted_weights(model, backup)
-    finished = FinishedRun(model, architecture, run, ran_on, checkpoints.read_history(backup), dataset)
+    history = checkpoints.read_history(backup)
+    finished = FinishedRun(model, architecture, run, ran_on, history, dataset, options.corruption_images)
     if options.run_group:
         published = _record_run(finished, options.models_dir, options.run_group)
     else:
@@ -165,6 +168,7 @@ class FinishedRun:
     ran_on: dict[str, str]
     history: list[dict[str, int | float]]
     dataset: Cifar10
+    corruption_images: int = CORRUPTION_IMAGES
 
     def evaluate(self) -> tuple[Evaluation, keras.Model, Summary, Metrics]:
         """Evaluate -> report: the evaluation, the optimizer-free model, its layer table and the metrics."""
@@ -172,7 +176,14 @@ class FinishedRun:
         holdout = int(self.run.recipe["calibration_holdout"])
         seen = augment.seen_corruptions(self.run.recipe)
         evaluation = evaluate(
-            self.model, recipe.scaling, recipe.test_time_augmentation, self.dataset, holdout, self.run.seed, seen
+            self.model,
+            recipe.scaling,
+            recipe.test_time_augmentation,
+            self.dataset,
+            holdout,
+            self.run.seed,
+            seen,
+            self.corruption_images,
         )
         serving = _without_optimizer(self.model, self.architecture)
         metrics = reports.build_metrics(self.run, self.ran_on, self.history, evaluation, self.architecture.reference)
