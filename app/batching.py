@@ -38,6 +38,7 @@ Request = tuple[np.ndarray, "asyncio.Future[np.ndarray]"]
 
 class BatchPolicy(StrEnum):
     ADAPTIVE = "adaptive"  # Wait only for as many requests as the previous batch held.
+    EAGER = "eager"  # Never wait: a batch is what queued while the previous one computed.
     FIXED = "fixed"  # Wait for a full batch, up to max_wait, after any batch of several (the former rule).
 
 
@@ -97,6 +98,8 @@ class MicroBatcher:
         """How many requests the batch being gathered waits for (it takes more if they are queued)."""
         if self._policy is BatchPolicy.FIXED:
             return self._max_batch_size if self._previous > 1 else 1
+        if self._policy is BatchPolicy.EAGER:
+            return 1
         return min(self._previous, self._max_batch_size)
 
     async def _fill(self, batch: list[Request]) -> None:

@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     batch_policy: BatchPolicy = Field(
         BatchPolicy.ADAPTIVE,
         description=(
-            "Micro-batching: adaptive (wait only for as many requests as the previous batch held) or fixed "
-            "(the former rule: wait up to BATCH_MAX_WAIT_MS for a full batch after any batch of several)."
+            "Micro-batching: adaptive (wait only for as many requests as the previous batch held), eager (never "
+            "wait) or fixed (the former rule: up to BATCH_MAX_WAIT_MS for a full batch after any batch of several)."
         ),
     )
     promotion_margin_points: float = Field(

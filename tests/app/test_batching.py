@@ -183,3 +183,18 @@ def test_the_fixed_policy_waits_for_a_full_batch_after_any_batch_of_several() ->
         return before, after
 
     assert asyncio.run(scenario()) == (1, 32)
+
+
+def test_the_eager_policy_never_waits_even_after_a_full_batch() -> None:
+    async def scenario() -> float:
+        batcher = MicroBatcher(
+            _identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=60_000, policy=BatchPolicy.EAGER
+        )
+        image = np.zeros((32, 32, 3), np.uint8)
+        await asyncio.gather(*(batcher.predict(image) for _ in range(8)))
+        start = asyncio.get_running_loop().time()
+        await asyncio.wait_for(batcher.predict(image), timeout=5)
+        await batcher.close()
+        return asyncio.get_running_loop().time() - start
+
+    assert asyncio.run(scenario()) < 1.0

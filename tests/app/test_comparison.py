@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -72,3 +74,18 @@ def test_statistics_over_the_committed_runs_match_an_independent_computation(com
     assert "model_2 at 5 epochs" in statistics["conclusion"]
     if ("model_2", "epochs-15") in accuracies:  # With equal budgets recorded, the verdict on training length.
         assert "explained by training length" in statistics["conclusion"]
+
+
+def test_compare_reports_each_versions_corruption_benchmark(client: TestClient, tiny_store: Path) -> None:
+    body = client.get("/models/compare", params={"names": "model_1"}).json()
+    report = artifacts.load_artifact(artifacts.version_dir(tiny_store, "model_1", 1)).metrics.corruption
+    assert report is not None
+    row = body["models"][0]["corruption"]
+    assert row["mean_accuracy"] == report.mean_accuracy and row["severity_5"] == report.by_severity["5"]
+    assert row["ece"] == report.ece and row["seen_in_training"] == []
+    assert f"model_1 {report.mean_accuracy:.2%} (ECE {report.ece:.3f})" in body["summary"]
+
+
+def test_versions_measured_before_the_corruption_benchmark_report_none(committed_client: TestClient) -> None:
+    row = committed_client.get("/models/compare", params={"names": "model_2"}).json()["models"][0]
+    assert row["corruption"] is None
