@@ -8,7 +8,7 @@ never trained on (never test images). Photos in use are often damaged, and a tem
 fitted on clean images alone may leave damaged ones overconfident. This fits T twice on
 the version's own hold-out, as publishing does (same TTA views, same average): on the
 clean images, and on the clean images plus a damaged copy of each (`training.augment`'s
-noise, blur and contrast at random strength, every image damaged, seed 0), then reports
+noise, blur and contrast at random strength, every image damaged), then reports
 for both the ECE on the 10,000 clean test images and on the corruption benchmark
 (`--images` per corruption and severity). The test set only reports; it chooses nothing.
 """
@@ -24,20 +24,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import tensorflow as tf  # noqa: E402
-
 from bench import machine  # noqa: E402
 from training import calibration, corruptions, robustness  # noqa: E402
-from training.augment import corrupt_batch  # noqa: E402
+from training.augment import damaged_copy  # noqa: E402
 from training.calibrate import load_holdout  # noqa: E402
 from training.core import artifacts  # noqa: E402
 from training.core.forward import view_logits  # noqa: E402
+from training.core.preprocessing import TestTimeAugmentation  # noqa: E402
 from training.data import calibration_split  # noqa: E402
-
-
-def damaged_copy(images: np.ndarray, seed: int = 0) -> np.ndarray:
-    damaged = corrupt_batch(tf.constant(images, tf.float32) / 255.0, 1.0, tf.constant([seed, 0], tf.int64))
-    return np.asarray(np.round(damaged.numpy() * 255), np.uint8)
 
 
 def main() -> int:
@@ -45,6 +39,7 @@ def main() -> int:
     parser.add_argument("version", help="name/version, e.g. whitened_convnet/9")
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--images", type=int, default=200, help="per corruption and severity")
+    parser.add_argument("--tta", choices=[mode.value for mode in TestTimeAugmentation], help="default: the version's")
     args = parser.parse_args()
     print(machine.describe())
     folder = args.models_dir / args.version
@@ -52,14 +47,16 @@ def main() -> int:
     metadata = artifact.metadata
     dataset, holdout, seed = load_holdout(artifact, None)
     model = artifacts.load_keras_model(folder)
-    held_out = dataset.x_train[calibration_split(len(dataset.x_train), holdout, seed)]
-    held_labels = dataset.y_train[calibration_split(len(dataset.x_train), holdout, seed)]
+    indices = calibration_split(len(dataset.x_train), holdout, seed)
+    held_out, held_labels = dataset.x_train[indices], dataset.y_train[indices]
+
+    tta = args.tta or metadata.test_time_augmentation
 
     def logits(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return view_logits(model, metadata.scaling, metadata.test_time_augmentation, images)
+        return view_logits(model, metadata.scaling, tta, images)
 
     clean_fit, weights = logits(held_out)
-    damaged_fit, _ = logits(damaged_copy(held_out))
+    damaged_fit, _ = logits(damaged_copy(held_out, seed))
     both = np.concatenate([clean_fit, damaged_fit], axis=1)
     temperatures = {
         "clean hold-out": calibration.fit_temperature(clean_fit, weights, held_labels, metadata.tta_average),

@@ -81,3 +81,10 @@ def _blurred(images: tf.Tensor) -> tf.Tensor:
     padded = tf.pad(images, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="REFLECT")
     blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
     return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")
+
+
+def damaged_copy(images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Every uint8 image (N, H, W, C) damaged once, as in training, back as uint8: a shifted copy
+    of a hold-out to fit a temperature on (`python -m training calibrate --fit-on-damaged`)."""
+    damaged = corrupt_batch(tf.constant(images, tf.float32) / 255.0, 1.0, tf.constant([seed, 0], tf.int64))
+    return np.asarray(np.round(damaged.numpy() * 255.0), np.uint8)

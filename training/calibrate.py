@@ -42,16 +42,24 @@ def load_holdout(artifact: artifacts.Artifact, data: Path | None) -> tuple[Cifar
 
 
 def calibrate_version(
-    source: Path, models_dir: Path, data: Path | None = None, tta: TestTimeAugmentation | None = None
+    source: Path,
+    models_dir: Path,
+    data: Path | None = None,
+    tta: TestTimeAugmentation | None = None,
+    fit_on_damaged: bool = False,
 ) -> Path:
-    """Publish a calibrated copy of the version in `source` into `models_dir`; return its folder."""
+    """Publish a calibrated copy of the version in `source` into `models_dir`; return its folder.
+
+    `fit_on_damaged`: fit the temperature on the hold-out plus a damaged copy of it, so that
+    damaged photos are not answered overconfidently (bench/shift_calibration.py measures it).
+    """
     artifact = artifacts.load_artifact(source)
     metadata, metrics = artifact.metadata, artifact.metrics
     tta = TestTimeAugmentation(tta or metadata.test_time_augmentation)
     dataset, holdout, seed = load_holdout(artifact, data)
     model = artifacts.load_keras_model(source)
     seen = augment.seen_corruptions(metrics.hyperparameters)
-    evaluation = evaluate(model, metadata.scaling, tta, dataset, holdout, seed, seen)
+    evaluation = evaluate(model, metadata.scaling, tta, dataset, holdout, seed, seen, fit_on_damaged=fit_on_damaged)
 
     single_view = evaluation.single_view
     new_metrics = metrics.model_copy(

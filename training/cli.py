@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
     calibrate.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     calibrate.add_argument(
+        "--fit-on-damaged",
+        action="store_true",
+        help="fit the temperature on the hold-out plus a damaged copy of it (see bench/shift_calibration.py)",
+    )
+    calibrate.add_argument(
         "--tta",
         choices=[mode.value for mode in TestTimeAugmentation],
         help="serve with this test-time augmentation instead (default: the source's); see bench/tta_views.py",
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export-samples":
         return _export_samples(args.out, args.per_class, args.data)
     if args.command == "calibrate":
-        return _calibrate(args.source, args.models_dir, args.data, args.tta)
+        return _calibrate(args.source, args.models_dir, args.data, args.tta, args.fit_on_damaged)
     if args.command == "quantize":
         return _quantize(args.source, args.models_dir, args.data)
     if args.command == "serve-policy":
@@ -210,12 +215,13 @@ def _serve_policy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate(source: Path, models_dir: Path, data: Path | None, tta: str | None) -> int:
+def _calibrate(source: Path, models_dir: Path, data: Path | None, tta: str | None, fit_on_damaged: bool) -> int:
     from training.calibrate import calibrate_version
     from training.core.artifacts import InvalidArtifact
 
     try:
-        published = calibrate_version(source, models_dir, data, TestTimeAugmentation(tta) if tta else None)
+        chosen_tta = TestTimeAugmentation(tta) if tta else None
+        published = calibrate_version(source, models_dir, data, chosen_tta, fit_on_damaged)
     except (DatasetError, InvalidArtifact, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

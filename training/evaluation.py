@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training import calibration, robustness
+from training import augment, calibration, robustness
 from training.core.artifacts import CalibrationReport, CalibrationSplit, CorruptionReport, ProbabilityScores
 from training.core.forward import make_forward, predict_in_batches, view_logits
 from training.core.preprocessing import Scaling, TestTimeAugmentation, TtaAverage
@@ -59,10 +59,12 @@ def evaluate(
     seed: int,
     seen_corruptions: frozenset[str] = frozenset(),
     corruption_images: int = robustness.CORRUPTION_IMAGES,
+    fit_on_damaged: bool = False,
 ) -> Evaluation:
     """`seen_corruptions`: the benchmark's corruptions the training used as augmentation (reported apart);
-    `corruption_images`: test images per corruption and severity."""
-    fitted = _fit(model, scaling, tta, dataset, holdout, seed) if holdout else None
+    `corruption_images`: test images per corruption and severity; `fit_on_damaged`: fit the temperature
+    on the hold-out plus a damaged copy of it (`training.augment.damaged_copy`)."""
+    fitted = _fit(model, scaling, tta, dataset, holdout, seed, fit_on_damaged) if holdout else None
     temperature, average = (fitted[0], fitted[1]) if fitted else (1.0, TtaAverage.PROBABILITIES)
 
     forward = make_forward(model, scaling, tta, temperature, average)
@@ -112,6 +114,7 @@ def _fit(
     dataset: Cifar10,
     holdout: int,
     seed: int,
+    fit_on_damaged: bool = False,
 ) -> tuple[float, TtaAverage, CalibrationReport, Curve]:
     """Fit T for each way of averaging views on the hold-out; keep the one with the lower hold-out NLL.
 
@@ -120,6 +123,10 @@ def _fit(
     indices = calibration_split(len(dataset.x_train), holdout, seed)
     fit_logits, weights = view_logits(model, scaling, tta, dataset.x_train[indices])
     fit_labels = dataset.y_train[indices]
+    if fit_on_damaged:  # Photos in use are often damaged: fit on both, so damaged ones are not overconfident.
+        damaged_logits, _ = view_logits(model, scaling, tta, augment.damaged_copy(dataset.x_train[indices], seed))
+        fit_logits = np.concatenate([fit_logits, damaged_logits], axis=1)
+        fit_labels = np.concatenate([fit_labels, fit_labels])
     test_logits, _ = view_logits(model, scaling, tta, dataset.x_test)
     fitted: dict[TtaAverage, tuple[float, float]] = {}
     alternatives: dict[str, ProbabilityScores] = {}
@@ -142,6 +149,7 @@ def _fit(
         before=before,
         after=alternatives[chosen.value],  # Replaced by the served pass's own scores in `evaluate`.
         alternatives=alternatives,
+        fitted_on_damaged=fit_on_damaged,
     )
     return fitted[chosen][0], chosen, report, calibration.reliability_curve(uncalibrated, dataset.y_test)
 

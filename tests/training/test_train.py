@@ -153,6 +153,28 @@ def test_calibrating_a_version_publishes_a_calibrated_copy(calibrated_store: Pat
     assert copy.metrics.history == source.metrics.history and copy.summary == source.summary
 
 
+def test_a_temperature_fitted_on_damaged_copies_too_is_recorded_as_such(
+    calibrated_store: Path, tiny_cifar_dir: Path, tmp_path: Path
+) -> None:
+    from training import augment, calibration
+    from training.core.forward import view_logits
+
+    source_folder = calibrated_store / "model_1" / "1"
+    source = artifacts.load_artifact(source_folder)
+    copy = artifacts.load_artifact(calibrate_version(source_folder, tmp_path, tiny_cifar_dir, fit_on_damaged=True))
+    report = copy.metrics.calibration
+    assert report is not None and report.fitted_on_damaged and not source.metrics.calibration.fitted_on_damaged
+    # The same fit, by hand: the hold-out's logits and its damaged copy's, labels twice.
+    dataset = load_cifar10(tiny_cifar_dir)
+    indices = calibration_split(len(dataset.x_train), 30, 3)
+    model = artifacts.load_keras_model(source_folder)
+    clean, weights = view_logits(model, "divide_by_255", "none", dataset.x_train[indices])
+    damaged, _ = view_logits(model, "divide_by_255", "none", augment.damaged_copy(dataset.x_train[indices], 3))
+    labels = np.concatenate([dataset.y_train[indices]] * 2)
+    expected = calibration.fit_temperature(np.concatenate([clean, damaged], axis=1), weights, labels, report.tta_average)
+    assert copy.metadata.temperature == pytest.approx(expected, rel=1e-6)
+
+
 def test_a_copy_with_other_views_stores_the_accuracy_of_the_forward_pass_it_serves(
     calibrated_store: Path, tiny_cifar_dir: Path
 ) -> None:

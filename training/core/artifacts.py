@@ -183,6 +183,9 @@ class CalibrationReport(Record):
     alternatives: dict[str, ProbabilityScores] = Field(
         default_factory=dict, description="Each TTA average with its own fitted temperature, for comparison."
     )
+    fitted_on_damaged: bool = Field(
+        False, description="Fitted on the hold-out plus a damaged copy of it (noise, blur, contrast), not alone."
+    )
 
 
 class CorruptionReport(Record):
