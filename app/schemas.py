@@ -55,8 +55,8 @@ class VersionStatus(BaseModel):
     )
     int8_accuracy: dict[str, float] | None = Field(
         None,
-        description="When openvino-int8 answers: its own measured test accuracy per condition "
-        "(test_accuracy stays TensorFlow's, the reference it was held to).",
+        description="When openvino-int8 answers: its own measured test accuracy per condition, and its mean on "
+        "the corruption benchmark as corruption_mean (test_accuracy stays TensorFlow's, the reference it was held to).",
     )
     backend_refused: dict[str, str] = Field(
         default_factory=dict, description="Faster backends that do not serve this version, and why."

@@ -136,4 +136,6 @@ def _int8_accuracy(state: VersionState) -> dict[str, float] | None:
     quantization = state.metadata.quantization if state.metadata else None
     if state.backend is not Backend.OPENVINO_INT8 or quantization is None:
         return None
-    return quantization.accuracy
+    if quantization.corruption is None:
+        return quantization.accuracy
+    return quantization.accuracy | {"corruption_mean": quantization.corruption.mean_accuracy}

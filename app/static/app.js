@@ -212,7 +212,11 @@ function runtimeNote(version, metrics) {
   const int8 = version.int8_accuracy;
   if (!int8) return version.backend;
   const pair = (key, label) => `${label} ${percent(int8[key], 2)} (TensorFlow ${percent(metrics.robustness?.[key] ?? metrics.test_accuracy, 2)})`;
-  return `${version.backend}: ${pair("lossless", "lossless")}, ${pair("jpeg_q75", "JPEG q75")}`;
+  let text = `${version.backend}: ${pair("lossless", "lossless")}, ${pair("jpeg_q75", "JPEG q75")}`;
+  if (int8.corruption_mean != null && metrics.corruption) {
+    text += `, damaged photos ${percent(int8.corruption_mean, 2)} (TensorFlow ${percent(metrics.corruption.mean_accuracy, 2)})`;
+  }
+  return text;
 }
 
 // "v3 available (stable, canary)": state and labels; the served one says so.

@@ -273,8 +273,9 @@ def test_models_endpoint_shows_what_int8_scores_when_it_answers(quantized_store:
         source, quantized = _versions(client, "model_1")
         response = client.post("/predict", files={"file": ("x.png", (SAMPLES / "test_00000_cat.png").read_bytes())})
     measured = artifacts.load_artifact(quantized_store / "model_1" / "2").metadata.quantization
-    assert measured is not None
-    assert quantized["backend"] == "openvino-int8" and quantized["int8_accuracy"] == measured.accuracy
+    assert measured is not None and measured.corruption is not None
+    expected = measured.accuracy | {"corruption_mean": measured.corruption.mean_accuracy}
+    assert quantized["backend"] == "openvino-int8" and quantized["int8_accuracy"] == expected
     assert source["backend"] == "openvino" and source["int8_accuracy"] is None
     assert response.status_code == 200 and response.json()["version"] == 2
 

@@ -71,6 +71,21 @@ def test_recorded_accuracy_is_what_the_int8_file_scores(quantized: Path, tiny_ci
     np.testing.assert_allclose(np.asarray(_int8(quantized)([probe_images()])[0]), quantization.probe_probabilities)
 
 
+def test_the_int8_corruption_report_is_what_the_int8_file_scores(quantized: Path, tiny_cifar_dir: Path) -> None:
+    from training.corruptions import corrupt
+
+    quantization = artifacts.load_artifact(quantized).metadata.quantization
+    report = quantization.corruption if quantization else None
+    assert report is not None
+    dataset = load_cifar10(tiny_cifar_dir)
+    assert report.images == len(dataset.y_test)
+    int8 = _int8(quantized)
+    for name in ("gaussian_noise", "fog", "jpeg_compression"):
+        damaged = corrupt(dataset.x_test, name, 5, report.seed)
+        accuracy = float((np.asarray(int8([damaged])[0]).argmax(axis=1) == dataset.y_test).mean())
+        assert report.by_corruption[name][4] == accuracy
+
+
 @pytest.mark.slow
 def test_cli_refuses_what_it_cannot_quantize(quantized: Path, tiny_store: Path, tiny_cifar_dir: Path) -> None:
     def run(source: Path) -> subprocess.CompletedProcess[str]:
