@@ -171,7 +171,8 @@ def test_a_temperature_fitted_on_damaged_copies_too_is_recorded_as_such(
     clean, weights = view_logits(model, "divide_by_255", "none", dataset.x_train[indices])
     damaged, _ = view_logits(model, "divide_by_255", "none", augment.damaged_copy(dataset.x_train[indices], 3))
     labels = np.concatenate([dataset.y_train[indices]] * 2)
-    expected = calibration.fit_temperature(np.concatenate([clean, damaged], axis=1), weights, labels, report.tta_average)
+    both = np.concatenate([clean, damaged], axis=1)
+    expected = calibration.fit_temperature(both, weights, labels, report.tta_average)
     assert copy.metadata.temperature == pytest.approx(expected, rel=1e-6)
 
 
