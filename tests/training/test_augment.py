@@ -42,7 +42,7 @@ def test_the_pipeline_keeps_every_label_with_its_image() -> None:
     images = np.zeros((count, 32, 32, 3), np.uint8)
     images[..., 1] = np.arange(count)[:, None, None]  # Each image carries its number, in green.
     labels = np.arange(count) % 10
-    base = replace(get_architecture("whitened_convnet").recipe, batch_size=16, jpeg_fraction=0.0)
+    base = replace(get_architecture("whitened_convnet").recipe, batch_size=16, jpeg_fraction=0.0, corruption_fraction=0)
     plain = training_batches(images, labels, base, seed=0)
     damaged = training_batches(images, labels, replace(base, corruption_fraction=1.0), seed=0)
     steps = 2 * plain.steps_per_epoch

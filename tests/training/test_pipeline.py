@@ -36,8 +36,10 @@ def test_alternating_flip_mirrors_each_image_in_exactly_one_of_two_epochs() -> N
     images = np.zeros((count, 32, 32, 3), np.uint8)
     images[:, :, 16:, 0] = 255
     images[:, :, :, 1] = np.arange(count)[:, None, None]
-    # JPEG artefacts would blur the number written in green: this test is about flipping alone.
-    recipe = replace(get_architecture("whitened_convnet").recipe, batch_size=batch, jpeg_fraction=0.0)
+    # JPEG artefacts or noise would blur the number written in green: this test is about flipping alone.
+    recipe = replace(
+        get_architecture("whitened_convnet").recipe, batch_size=batch, jpeg_fraction=0.0, corruption_fraction=0.0
+    )
     data = training_batches(images, np.zeros(count, np.int64), recipe, seed=0)
     assert data.endless and data.steps_per_epoch == count // batch
 
