@@ -49,7 +49,7 @@ class MicroBatcher:
         executor: Executor,
         max_batch_size: int,
         max_wait_ms: float,
-        policy: BatchPolicy = BatchPolicy.ADAPTIVE,
+        policy: BatchPolicy = BatchPolicy.FIXED,
     ) -> None:
         self._predict = predict
         self._executor = executor

@@ -41,10 +41,10 @@ class Settings(BaseSettings):
         description="Micro-batching: the longest a batch waits for the requests its policy expects (an upper bound).",
     )
     batch_policy: BatchPolicy = Field(
-        BatchPolicy.ADAPTIVE,
+        BatchPolicy.FIXED,
         description=(
-            "Micro-batching: adaptive (wait only for as many requests as the previous batch held), eager (never "
-            "wait) or fixed (the former rule: up to BATCH_MAX_WAIT_MS for a full batch after any batch of several)."
+            "Micro-batching: fixed (up to BATCH_MAX_WAIT_MS for a full batch after any batch of several), adaptive "
+            "(wait only for as many requests as the previous batch held) or eager (never wait)."
         ),
     )
     promotion_margin_points: float = Field(

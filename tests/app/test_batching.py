@@ -139,7 +139,9 @@ def test_a_batch_waits_only_for_as_many_requests_as_the_previous_one_held() -> N
     """Eight clients never make a batch of 32: waiting for one would cost every batch the whole wait."""
 
     async def scenario() -> float:
-        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=60_000)
+        batcher = MicroBatcher(
+            _identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=60_000, policy=BatchPolicy.ADAPTIVE
+        )
         image = np.zeros((32, 32, 3), np.uint8)
         await asyncio.gather(*(batcher.predict(image) for _ in range(8)))
         assert batcher.target() == 8
@@ -155,7 +157,9 @@ def test_a_batch_waits_only_for_as_many_requests_as_the_previous_one_held() -> N
 
 def test_when_clients_leave_the_wait_is_paid_once_then_the_target_follows() -> None:
     async def scenario() -> float:
-        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=300)
+        batcher = MicroBatcher(
+            _identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=300, policy=BatchPolicy.ADAPTIVE
+        )
         image = np.zeros((32, 32, 3), np.uint8)
         await asyncio.gather(*(batcher.predict(image) for _ in range(4)))
         start = asyncio.get_running_loop().time()
