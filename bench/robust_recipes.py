@@ -37,6 +37,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ft2-c60": {"init_from": V4, "epochs": 2, "corruption_fraction": 0.6},
     "ft2-c30": {"init_from": V4, "epochs": 2, "corruption_fraction": 0.3},
     "ft4-c50": {"init_from": V4, "epochs": 4, "corruption_fraction": 0.5},
+    # A tenth of the recipe's peak rate: adapt v4's weights to damage without undoing them.
+    "ft4-c50-lr10": {"init_from": V4, "epochs": 4, "corruption_fraction": 0.5, "learning_rate": 0.075},
     "scratch16-c50": {"epochs": 16, "corruption_fraction": 0.5},
     "scratch24-c50": {"corruption_fraction": 0.5},
 }

@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("architecture", choices=sorted(ARCHITECTURES))
     train.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     train.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    train.add_argument(
+        "--learning-rate", type=float, help="override the recipe's (peak) learning rate, e.g. lower to fine-tune"
+    )
     train.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     train.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
     train.add_argument("--seed", type=int, default=0)
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             print(f"error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 2
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        print("error: --learning-rate must be above 0", file=sys.stderr)
+        return 2
     if args.calibration_holdout is not None and args.calibration_holdout < 0:
         print("error: --calibration-holdout must be 0 or more", file=sys.stderr)
         return 2
@@ -144,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data,
         epochs=args.epochs,
         batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
         seed=args.seed,
         limit=args.limit,
         calibration_holdout=args.calibration_holdout,

@@ -40,6 +40,7 @@ class TrainOptions:
     data: Path | None = None
     epochs: int | None = None  # None: the recipe's.
     batch_size: int | None = None
+    learning_rate: float | None = None  # None: the recipe's (the peak, for a one-cycle schedule).
     seed: int = 0
     limit: int | None = None  # Train on the first N training images only.
     calibration_holdout: int | None = None  # None: the recipe's.
@@ -232,6 +233,8 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
         changes["epochs"] = options.epochs
     if options.batch_size is not None:
         changes["batch_size"] = options.batch_size
+    if options.learning_rate is not None:
+        changes["learning_rate"] = options.learning_rate
     if options.calibration_holdout is not None:
         changes["calibration_holdout"] = options.calibration_holdout
     if options.jpeg_fraction is not None:

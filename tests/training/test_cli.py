@@ -71,6 +71,8 @@ def test_bad_arguments_and_missing_data_fail_clearly(tmp_path: Path) -> None:
     assert bad_epochs.returncode == 2 and "--epochs must be at least 1" in bad_epochs.stderr
     bad_share = _run_cli("train", "model_1", "--jpeg-fraction", "1.5")
     assert bad_share.returncode == 2 and "--jpeg-fraction must be between 0 and 1" in bad_share.stderr
+    bad_rate = _run_cli("train", "model_1", "--learning-rate", "0")
+    assert bad_rate.returncode == 2 and "--learning-rate must be above 0" in bad_rate.stderr
     missing = _run_cli("train", "model_1", "--data", str(tmp_path / "absent"), "--models-dir", str(tmp_path))
     assert missing.returncode == 1 and "CIFAR10_DATA" in missing.stderr
     too_many_jobs = _run_cli("repeat", "model_1", "--jobs", str(len(os.sched_getaffinity(0)) + 1))

@@ -19,7 +19,7 @@ from training.core.preprocessing import TestTimeAugmentation, TtaAverage
 from training.data import calibration_split, load_cifar10
 from training.optimizers import make_optimizer
 from training.pipeline import training_batches
-from training.train import TrainOptions, train, without_calibration_split
+from training.train import TrainOptions, _recipe_with_overrides, train, without_calibration_split
 
 
 def test_a_run_publishes_a_complete_loadable_version(tiny_store: Path) -> None:
@@ -101,6 +101,17 @@ def test_fine_tuning_starts_from_the_given_versions_weights(tiny_store: Path, ti
         with pytest.raises(Stop):
             train(replace(options, models_dir=tiny_store.parent / "fine-tune"))
     assert all(np.array_equal(a, b) for a, b in zip(captured[0], start, strict=True))
+
+
+def test_overrides_replace_only_the_fields_they_name() -> None:
+    recipe = get_architecture("whitened_convnet").recipe
+    options = TrainOptions("whitened_convnet", epochs=4, learning_rate=0.075, corruption_fraction=0.3)
+    changed = _recipe_with_overrides(recipe, options)
+    assert (changed.epochs, changed.learning_rate, changed.corruption_fraction) == (4, 0.075, 0.3)
+    restored = replace(
+        changed, epochs=recipe.epochs, learning_rate=recipe.learning_rate, corruption_fraction=recipe.corruption_fraction
+    )
+    assert restored == recipe
 
 
 @pytest.fixture(scope="module")
