@@ -5,14 +5,18 @@ takes the first waiting image, gathers whatever else is already queued, runs the
 whole batch in the inference thread, and hands each request its row. Under load,
 batches grow by themselves while the previous one is computing.
 
-Whether to wait for more is decided per batch (`BatchPolicy.ADAPTIVE`): the clients
+Whether to wait for more is decided per batch (`BatchPolicy.ADAPTIVE`). The clients
 just answered are the ones about to send again, so a batch waits only until it holds
 as many requests as the previous batch did, never for a size the traffic cannot
-reach, and never longer than `max_wait_ms` (an upper bound, reached only when a
-client has gone away, which then lowers the target). A lone client's target is one:
-it never waits. `BatchPolicy.FIXED` is the former rule (wait up to `max_wait_ms` for
-a full batch whenever the last batch held several), kept to measure against; the
-bench sweep is in docs/benchmarks.md.
+reach. And it waits for each next request only as long as that request would save:
+the fixed cost of a forward pass (`CostModel`, fitted on the batches served), the
+price of running it in a batch of its own. That is the ski-rental rule: whatever the
+arrivals, waiting never costs more than twice the best choice in hindsight.
+`max_wait_ms` stays an upper bound on the whole wait, never a constant to tune. A
+lone client's target is one: it never waits. `BatchPolicy.EAGER` never waits (a batch
+is what queued while the previous one computed); `BatchPolicy.FIXED` is the former
+rule (wait up to `max_wait_ms` for a full batch whenever the last batch held several).
+The bench sweep of all three is in docs/benchmarks.md.
 
 Closing drains: the model is still in memory when its version is unloaded (deleted
 from the store, dropped by the serving policy, the server stopping), so every request
@@ -24,6 +28,7 @@ ModelNotReady (503, "retry").
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from enum import StrEnum
@@ -40,6 +45,29 @@ class BatchPolicy(StrEnum):
     ADAPTIVE = "adaptive"  # Wait only for as many requests as the previous batch held.
     EAGER = "eager"  # Never wait: a batch is what queued while the previous one computed.
     FIXED = "fixed"  # Wait for a full batch, up to max_wait, after any batch of several (the former rule).
+
+
+class CostModel:
+    """Seconds per forward pass as `overhead + per_image * size`, a least-squares line through the
+    batches served, older batches weighing less (`forgetting` per batch) so it follows the load.
+
+    `overhead` is what merging one more request into a batch saves (its own pass would pay it again);
+    it keeps its last value while the batches seen so far are all of one size (the line is then
+    undetermined), and is `None` until the first fit.
+    """
+
+    def __init__(self, forgetting: float = 0.98) -> None:
+        self._forgetting = forgetting
+        self._sums = np.zeros(5)  # Weight, sum x, sum y, sum x^2, sum xy.
+        self.overhead: float | None = None
+
+    def observe(self, size: int, seconds: float) -> None:
+        self._sums = self._forgetting * self._sums + np.array([1.0, size, seconds, size * size, size * seconds])
+        weight, x, y, xx, xy = self._sums
+        spread = weight * xx - x * x
+        if spread > 1e-6 * weight * xx:  # At least two sizes, not drowned in rounding.
+            slope = (weight * xy - x * y) / spread
+            self.overhead = max(0.0, (y - slope * x) / weight)
 
 
 class MicroBatcher:
@@ -59,6 +87,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[Request | None] = asyncio.Queue()  # None: close() waking an idle task.
         self._task: asyncio.Task[None] | None = None
         self._previous = 1  # Requests in the last batch: the clients about to come back.
+        self.costs = CostModel()
         self._closing = False
 
     async def predict(self, image: np.ndarray) -> np.ndarray:
@@ -83,7 +112,9 @@ class MicroBatcher:
                 self._previous = len(batch)
                 images = np.stack([image for image, _ in batch])
                 metrics.BATCH_SIZE.observe(len(batch))
+                started = time.perf_counter()
                 probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, images)
+                self.costs.observe(len(batch), time.perf_counter() - started)
             except asyncio.CancelledError:  # Stopped from outside (event loop shutdown) mid-batch.
                 _fail(batch, _unloaded())
                 raise
@@ -102,11 +133,19 @@ class MicroBatcher:
             return 1
         return min(self._previous, self._max_batch_size)
 
+    def patience(self) -> float:
+        """Seconds to wait for the next request while below target: what it saves (ADAPTIVE), else max_wait."""
+        overhead = self.costs.overhead
+        if self._policy is BatchPolicy.ADAPTIVE and overhead is not None:
+            return min(overhead, self._max_wait)
+        return self._max_wait
+
     async def _fill(self, batch: list[Request]) -> None:
-        """Take what is queued; wait up to max_wait for more only while the batch is below its target,
-        so a lone client never pays the wait, nor does a closing batcher."""
+        """Take what is queued; wait for more only while the batch is below its target, each next
+        request for at most `patience()`, all of them for at most max_wait, so a lone client never
+        pays the wait, nor does a closing batcher."""
         deadline = asyncio.get_running_loop().time() + self._max_wait
-        target = self.target()
+        target, patience = self.target(), self.patience()
         while len(batch) < self._max_batch_size:
             if not self._queue.empty():
                 request = self._queue.get_nowait()
@@ -115,7 +154,7 @@ class MicroBatcher:
                 continue
             if self._closing or len(batch) >= target:
                 return
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = min(deadline - asyncio.get_running_loop().time(), patience)
             if remaining <= 0:
                 return
             try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can lose an item or swallow a cancellation.

@@ -15,8 +15,9 @@ second, p50/p95/p99 latency and the ratios.
     python bench/serve_throughput.py --model whitened_convnet --versions 3,4 --backends tensorflow,openvino \
         --endpoints predict   # one server per backend, in turn; every cell against the first one
 
-    python bench/serve_throughput.py --model model_1 --endpoints predict --policies fixed,adaptive \
-        --concurrency 1,2,4,8,16,32,64 --seconds 6   # the micro-batcher's policies, one server each
+    python bench/serve_throughput.py --model model_1 --policies fixed,eager,adaptive --rounds 2 \
+        --concurrency 1,2,4,8,16,32,64 --seconds 4   # the micro-batcher's policies, all servers up at
+        # once, cells alternated (ABBA) so the machine's drift hits each policy alike
 
 Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...);
 `--backends` sets INFERENCE_BACKEND for each server (default: the environment's, else auto), and
@@ -86,9 +87,18 @@ def main() -> int:
     parser.add_argument("--backends", help="comma-separated INFERENCE_BACKEND values, one server each, in turn")
     parser.add_argument("--workers", type=int, default=1, help="server processes (WORKERS), sharing the CPUs")
     parser.add_argument("--policies", help="comma-separated BATCH_POLICY values, one server each, in turn")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="/predict only: start every server at once and measure each concurrency ROUNDS times, alternating "
+        "the servers' order (ABBA), reporting the mean: slow drift of the machine then hits every server alike",
+    )
     args = parser.parse_args()
     endpoints = {name: ENDPOINTS[name] for name in args.endpoints.split(",")}
-    if args.versions:  # /predict once per version, named predict@N; the other endpoints as chosen.
+    if args.rounds:
+        endpoints = {"predict": ENDPOINTS["predict"]}
+    elif args.versions:  # /predict once per version, named predict@N; the other endpoints as chosen.
         chosen = {name: path for name, path in endpoints.items() if name != "predict"}
         predict = ENDPOINTS["predict"]
         endpoints = {
@@ -104,25 +114,66 @@ def main() -> int:
     servers = {_label(backend, policy): (backend, policy) for backend in backends for policy in policies}
     print(machine.describe(), f"- {args.workers} server process(es)")
     results: dict[tuple[str, str, int], dict] = {}
-    for label, (backend, policy) in servers.items():
-        print(f"\n== {label}", flush=True)
-        with _server(args.model, args.port, backend, args.workers, policy) as base:
-            for name, path in endpoints.items():
-                url = base + path.format(model=args.model, version_query="")
-                request = request_body(name.split("@")[0], image.read_bytes())
-                _run_wrk(url, request, 1, 3)  # Warm-up.
-                for concurrency in concurrencies:
-                    r = results[(label, name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
-                    print(
-                        f"{name:8} c={concurrency:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
-                        f"p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
-                        flush=True,
-                    )
+    if args.rounds:
+        _interleaved(args, servers, endpoints, request_body("predict", image.read_bytes()), concurrencies, results)
+    else:
+        for label, (backend, policy) in servers.items():
+            print(f"\n== {label}", flush=True)
+            with _server(args.model, args.port, backend, args.workers, policy) as base:
+                for name, path in endpoints.items():
+                    url = base + path.format(model=args.model, version_query="")
+                    request = request_body(name.split("@")[0], image.read_bytes())
+                    _run_wrk(url, request, 1, 3)  # Warm-up.
+                    for concurrency in concurrencies:
+                        r = results[(label, name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
+                        _print_cell(name, concurrency, r)
     for label in servers:
         _print_ratios(args.model, label, concurrencies, results)
     if len(servers) > 1 or args.versions:
         _print_side_by_side(list(servers), list(endpoints), concurrencies, results)
     return 0
+
+
+def _interleaved(
+    args: argparse.Namespace,
+    servers: dict[str, tuple[str, str]],
+    endpoints: dict[str, str],
+    request: tuple[bytes, str, tuple[str, str] | None],
+    concurrencies: list[int],
+    results: dict,
+) -> None:
+    """Every server up at once (one port each; an idle one costs nothing), cells alternated per concurrency."""
+    with contextlib.ExitStack() as stack:
+        bases = {
+            label: stack.enter_context(_server(args.model, args.port + i, backend, args.workers, policy))
+            for i, (label, (backend, policy)) in enumerate(servers.items())
+        }
+        urls = {
+            label: base + ENDPOINTS["predict"].format(model=args.model, version_query="")
+            for label, base in bases.items()
+        }
+        for url in urls.values():
+            _run_wrk(url, request, 1, 3)  # Warm-up.
+        for concurrency in concurrencies:
+            samples: dict[str, list[dict]] = {label: [] for label in servers}
+            for round_ in range(args.rounds):
+                for label in list(servers) if round_ % 2 == 0 else list(servers)[::-1]:
+                    samples[label].append(_run_wrk(urls[label], request, concurrency, args.seconds))
+            for label, runs in samples.items():
+                r = results[(label, "predict", concurrency)] = {
+                    key: float(np.mean([run[key] for run in runs])) for key in runs[0]
+                }
+                r["spread"] = float(np.ptp([run["rps"] for run in runs]) / r["rps"])
+                _print_cell(f"{label}", concurrency, r)
+
+
+def _print_cell(name: str, concurrency: int, r: dict) -> None:
+    spread = f"  spread {r['spread']:.1%}" if "spread" in r else ""
+    print(
+        f"{name:8} c={concurrency:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
+        f"p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']:.0f}{spread}",
+        flush=True,
+    )
 
 
 def _label(backend: str, policy: str) -> str:

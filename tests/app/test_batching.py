@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from app.batching import BatchPolicy, MicroBatcher
+from app.batching import BatchPolicy, CostModel, MicroBatcher
 
 
 def _identity_rows(images: np.ndarray) -> np.ndarray:
@@ -202,3 +203,61 @@ def test_the_eager_policy_never_waits_even_after_a_full_batch() -> None:
         return asyncio.get_running_loop().time() - start
 
     assert asyncio.run(scenario()) < 1.0
+
+
+def test_the_cost_model_recovers_a_forward_passs_fixed_cost_from_the_batches_served() -> None:
+    costs = CostModel()
+    for _ in range(3):
+        costs.observe(4, 0.014)
+    assert costs.overhead is None  # One size only: the line through the points is undetermined.
+    for size in (1, 8, 2, 32):
+        costs.observe(size, 0.010 + 0.001 * size)
+    assert costs.overhead == pytest.approx(0.010)
+    for _ in range(100):
+        costs.observe(8, 0.018)  # One size again: the last fit stands.
+    assert costs.overhead == pytest.approx(0.010)
+
+
+def _adaptive_batcher(overhead: float) -> MicroBatcher:
+    """An adaptive batcher whose forward pass costs `overhead` seconds at any size, and which knows it."""
+
+    def fixed_cost(images: np.ndarray) -> np.ndarray:
+        time.sleep(overhead)
+        return _identity_rows(images)
+
+    batcher = MicroBatcher(
+        fixed_cost, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=60_000, policy=BatchPolicy.ADAPTIVE
+    )
+    for size in (1, 4):
+        batcher.costs.observe(size, overhead)  # As if measured: a fixed cost per pass, nothing per image.
+    return batcher
+
+
+def test_a_missing_companion_is_waited_for_no_longer_than_its_own_pass_would_cost() -> None:
+    async def scenario() -> float:
+        batcher = _adaptive_batcher(overhead=0.05)
+        image = np.zeros((32, 32, 3), np.uint8)
+        await asyncio.gather(*(batcher.predict(image) for _ in range(4)))
+        assert batcher.patience() == pytest.approx(0.05, abs=0.01)
+        start = asyncio.get_running_loop().time()
+        await asyncio.wait_for(batcher.predict(image), timeout=5)  # Its three companions never come back.
+        await batcher.close()
+        return asyncio.get_running_loop().time() - start
+
+    assert 0.04 <= asyncio.run(scenario()) < 0.5  # Not max_wait's minute.
+
+
+def test_a_companion_arriving_within_that_cost_joins_the_batch() -> None:
+    async def scenario() -> None:
+        batcher = _adaptive_batcher(overhead=0.3)
+        image = np.zeros((32, 32, 3), np.uint8)
+        await asyncio.gather(*(batcher.predict(image) for _ in range(2)))
+        first = asyncio.create_task(batcher.predict(image))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(batcher.predict(image))
+        await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
+        await batcher.close()
+
+    _identity_rows.sizes.clear()
+    asyncio.run(scenario())
+    assert _identity_rows.sizes == [2, 2]
