@@ -39,6 +39,22 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ft4-c50": {"init_from": V4, "epochs": 4, "corruption_fraction": 0.5},
     # A tenth of the recipe's peak rate: adapt v4's weights to damage without undoing them.
     "ft4-c50-lr10": {"init_from": V4, "epochs": 4, "corruption_fraction": 0.5, "learning_rate": 0.075},
+    # AugMix-style mixing on half the images, its operations disjoint from the benchmark: only JPEG is seen.
+    "ft4-augmix50-lr10": {
+        "init_from": V4,
+        "epochs": 4,
+        "corruption_fraction": 0.0,
+        "augmix_fraction": 0.5,
+        "learning_rate": 0.075,
+    },
+    # Both: damage of the kinds it is tested on, and mixing that is not.
+    "ft4-c50-augmix50-lr10": {
+        "init_from": V4,
+        "epochs": 4,
+        "corruption_fraction": 0.5,
+        "augmix_fraction": 0.5,
+        "learning_rate": 0.075,
+    },
     "scratch16-c50": {"epochs": 16, "corruption_fraction": 0.5},
     "scratch24-c50": {"corruption_fraction": 0.5},
 }

@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         help="share of training images given noise, blur or lowered contrast each epoch, 0 to 1 (default: recipe's)",
     )
     train.add_argument(
+        "--augmix-fraction",
+        type=float,
+        help="share of training images replaced by an AugMix-style mix each epoch, 0 to 1 (default: recipe's)",
+    )
+    train.add_argument(
         "--init-from", type=Path, help="fine-tune: start from this version's weights, e.g. models/whitened_convnet/5"
     )
     calibrate = commands.add_parser(
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibration_holdout is not None and args.calibration_holdout < 0:
         print("error: --calibration-holdout must be 0 or more", file=sys.stderr)
         return 2
-    for flag in ("jpeg_fraction", "corruption_fraction"):
+    for flag in ("jpeg_fraction", "corruption_fraction", "augmix_fraction"):
         value = getattr(args, flag)
         if value is not None and not 0 <= value <= 1:
             print(f"error: --{flag.replace('_', '-')} must be between 0 and 1", file=sys.stderr)
@@ -156,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         calibration_holdout=args.calibration_holdout,
         jpeg_fraction=args.jpeg_fraction,
         corruption_fraction=args.corruption_fraction,
+        augmix_fraction=args.augmix_fraction,
         init_from=args.init_from,
     )
     try:

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.augment import corrupt_batch
+from training.augmix import augmix_batch
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE, scale_tensor
 from training.recipes import Recipe
@@ -133,11 +134,15 @@ def _model_inputs(images: tf.Tensor, labels: tf.Tensor, recipe: Recipe) -> tuple
 def _damaged(
     position: tf.Tensor, images: tf.Tensor, labels: tf.Tensor, recipe: Recipe, seed: int
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Everyday-photo damage on a share of the batch (`training.augment`), keyed by the batch's position."""
-    if recipe.corruption_fraction <= 0:
-        return images, labels
-    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64) + (1 << 40)])
-    return corrupt_batch(images, recipe.corruption_fraction, key), labels
+    """AugMix-style mixing (`training.augmix`), then everyday-photo damage (`training.augment`), each on
+    its share of the batch, keyed by the batch's position."""
+    if recipe.augmix_fraction > 0:
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64) + (2 << 40)])
+        images = augmix_batch(images, recipe.augmix_fraction, key)
+    if recipe.corruption_fraction > 0:
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64) + (1 << 40)])
+        images = corrupt_batch(images, recipe.corruption_fraction, key)
+    return images, labels
 
 
 def _translation(seed: int) -> keras.layers.RandomTranslation:

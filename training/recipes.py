@@ -55,6 +55,9 @@ class Recipe:
     # Everyday-photo damage: this share of the training images gets noise, blur or lowered contrast
     # at a random strength each epoch (`training.augment`), so answers hold on grainy or hazy photos.
     corruption_fraction: float = 0.0
+    # This share of the training images is replaced by its AugMix-style mix (`training.augmix`):
+    # operations none of the benchmark's corruptions, so robustness to unseen damage.
+    augmix_fraction: float = 0.0
     # Training images kept out of training for calibration (the temperature is fitted on them).
     # Which ones follows from the run's seed alone: `training.data.calibration_split`.
     calibration_holdout: int = 0

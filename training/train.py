@@ -46,6 +46,7 @@ class TrainOptions:
     calibration_holdout: int | None = None  # None: the recipe's.
     jpeg_fraction: float | None = None  # None: the recipe's share of JPEG-re-encoded training images.
     corruption_fraction: float | None = None  # None: the recipe's share of noisy, blurred or flattened images.
+    augmix_fraction: float | None = None  # None: the recipe's share of AugMix-style mixed images.
     init_from: Path | None = None  # Fine-tune: start from this version's weights instead of the recipe's init.
     corruption_images: int = CORRUPTION_IMAGES  # Test images per corruption and severity in the report.
     run_group: str | None = None  # Record the run in models/<name>/runs/<group>/<seed>/ instead of publishing.
@@ -241,6 +242,8 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
         changes["jpeg_fraction"] = options.jpeg_fraction
     if options.corruption_fraction is not None:
         changes["corruption_fraction"] = options.corruption_fraction
+    if options.augmix_fraction is not None:
+        changes["augmix_fraction"] = options.augmix_fraction
     return replace(recipe, **changes)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from training.architectures import get_architecture
@@ -37,14 +38,15 @@ def test_about_the_requested_share_is_damaged_and_pixels_stay_in_range() -> None
         assert damaged.min() >= 0.0 and damaged.max() <= 1.0
 
 
-def test_the_pipeline_keeps_every_label_with_its_image() -> None:
+@pytest.mark.parametrize("share", ["corruption_fraction", "augmix_fraction"])
+def test_the_pipeline_keeps_every_label_with_its_image(share: str) -> None:
     count = 64
     images = np.zeros((count, 32, 32, 3), np.uint8)
     images[..., 1] = np.arange(count)[:, None, None]  # Each image carries its number, in green.
     labels = np.arange(count) % 10
     base = replace(get_architecture("whitened_convnet").recipe, batch_size=16, jpeg_fraction=0.0, corruption_fraction=0)
     plain = training_batches(images, labels, base, seed=0)
-    damaged = training_batches(images, labels, replace(base, corruption_fraction=1.0), seed=0)
+    damaged = training_batches(images, labels, replace(base, **{share: 1.0}), seed=0)
     steps = 2 * plain.steps_per_epoch
     for (x_plain, y_plain), (x_damaged, y_damaged) in zip(
         plain.batches.take(steps), damaged.batches.take(steps), strict=True
@@ -59,3 +61,4 @@ def test_reports_name_the_corruptions_a_recipe_trained_on() -> None:
     assert seen_corruptions({"corruption_fraction": 0.0, "jpeg_fraction": 0.0}) == frozenset()
     assert seen_corruptions({"jpeg_fraction": 0.5}) == {"jpeg_compression"}
     assert seen_corruptions({"corruption_fraction": 0.5, "jpeg_fraction": 0.5}) == {*KINDS, "jpeg_compression"}
+    assert seen_corruptions({"augmix_fraction": 1.0}) == frozenset()  # Its operations are none of them.

@@ -109,7 +109,10 @@ def test_overrides_replace_only_the_fields_they_name() -> None:
     changed = _recipe_with_overrides(recipe, options)
     assert (changed.epochs, changed.learning_rate, changed.corruption_fraction) == (4, 0.075, 0.3)
     restored = replace(
-        changed, epochs=recipe.epochs, learning_rate=recipe.learning_rate, corruption_fraction=recipe.corruption_fraction
+        changed,
+        epochs=recipe.epochs,
+        learning_rate=recipe.learning_rate,
+        corruption_fraction=recipe.corruption_fraction,
     )
     assert restored == recipe
 
