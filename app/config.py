@@ -76,7 +76,9 @@ class Settings(BaseSettings):
         ),
     )
     backend_parity_tolerance: float = Field(
-        1e-4, gt=0, description="Largest probability difference from TensorFlow a backend may show on the probe batch."
+        1e-4,
+        gt=0,
+        description="Largest probability difference OpenVINO IR may show from TensorFlow's recorded probe answers.",
     )
     int8_max_drop_points: float = Field(
         0.1, ge=0, description="Most accuracy points (lossless or JPEG q75) an int8 model may lose and still serve."
@@ -87,10 +89,6 @@ class Settings(BaseSettings):
     int8_probe_tolerance: float = Field(
         1e-2, gt=0, description="Largest difference an int8 model may show from its recorded probe-batch answers."
     )
-    backend_cache_dir: Path | None = Field(
-        Path.home() / ".cache" / "cifar10-service",
-        description="Where converted models are cached between starts; unset to convert at every load.",
-    )
     log_level: str = Field("info", description="Python logging level.")
 
     def intra_op_threads(self) -> int:
@@ -98,15 +96,14 @@ class Settings(BaseSettings):
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(
-            self.inference_backend,
-            self.intra_op_threads(),
-            self.backend_parity_tolerance,
-            self.backend_cache_dir,
-            self.batch_max_size,
-            self.int8_max_drop_points,
-            self.int8_max_ece_increase,
-            self.int8_probe_tolerance,
-            self.int8_batch_max_size,
+            requested=self.inference_backend,
+            threads=self.intra_op_threads(),
+            parity_tolerance=self.backend_parity_tolerance,
+            batch_size=self.batch_max_size,
+            int8_max_drop_points=self.int8_max_drop_points,
+            int8_max_ece_increase=self.int8_max_ece_increase,
+            int8_probe_tolerance=self.int8_probe_tolerance,
+            int8_batch_size=self.int8_batch_max_size,
         )
 
 

@@ -1,13 +1,16 @@
 """Turning a stored version into something that answers: the registry's real loader.
 
 Runs in the inference thread: reads and validates the artifact through the store
-format, loads the Keras model, compiles the shared forward pass (scaling and TTA
-inside the graph), hands it to the backend that will serve it (app/backends.py) and
-warms that up, so the first request never pays for tracing or conversion.
+format, hands what the version offers each runtime to the backend chooser
+(app/backends.py) and warms the winner up, so the first request never pays for
+compilation. A version with OpenVINO IR (compiled when it was published) serves without
+TensorFlow: TensorFlow is imported, and its threads configured, only for a version
+that must fall back to it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -15,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from app.backends import Backend, BackendOptions, Int8Model, Predict, compile_forward
+from app.backends import Backend, BackendOptions, Int8Model, IRModel, Predict, VersionRuntimes, compile_version
 from training.core import artifacts
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,20 +47,39 @@ TENSORFLOW_ONLY = BackendOptions(Backend.TENSORFLOW)
 
 
 def load_servable(folder: Path, options: BackendOptions = TENSORFLOW_ONLY) -> Servable:
-    """The production loader: TensorFlow is imported here, on first use, never at app import."""
-    from training.core.forward import make_forward
-
+    """The production loader."""
     artifact = artifacts.load_artifact(folder)
-    model = artifacts.load_keras_model(folder)
     metadata = artifact.metadata
-    forward = make_forward(
-        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
+    ir = artifacts.load_ir_record(folder)
+    runtimes = VersionRuntimes(
+        tensorflow=partial(_tensorflow_forward, folder, metadata, options.threads),
+        ir=IRModel(folder / artifacts.IR_DIR / artifacts.IR_MODEL_FILE, ir) if ir else None,
+        int8=Int8Model(folder / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE, metadata.quantization)
+        if metadata.quantization
+        else None,
     )
-    int8 = None
-    if metadata.quantization is not None:
-        int8 = Int8Model(folder / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE, metadata.quantization)
-    compiled = compile_forward(forward, artifacts.content_digest(folder), options, int8)
+    compiled = compile_version(runtimes, options)
     warm_up = compiled.predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Before traffic arrives.
     if warm_up.shape != (1, NUM_CLASSES):
         raise artifacts.InvalidArtifact(f"the model outputs {warm_up.shape[1:]} values for {NUM_CLASSES} classes")
     return Servable(artifact, compiled.predict, compiled.backend, compiled.refused)
+
+
+def _tensorflow_forward(folder: Path, metadata: artifacts.Metadata, threads: int) -> Predict:
+    """The version's forward pass on TensorFlow (the reference), imported here on first use only."""
+    configure_tensorflow(threads)
+    from training.core.forward import forward_for
+
+    forward = forward_for(artifacts.load_keras_model(folder), metadata)
+    return lambda images: np.asarray(forward(images).numpy())
+
+
+def configure_tensorflow(threads: int) -> None:
+    """Match TensorFlow's thread pools to the CPUs this worker may use; only possible before TF starts."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)  # One batch runs at a time anyway.
+    except RuntimeError:
+        logger.debug("TensorFlow was already initialised; keeping its thread settings")

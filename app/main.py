@@ -31,17 +31,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 logger = logging.getLogger(__name__)
 
 
-def configure_tensorflow(settings: Settings) -> None:
-    """Match TensorFlow's thread pools to the CPUs this worker may use; only possible before TF starts."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads())
-        tf.config.threading.set_inter_op_parallelism_threads(1)  # One batch runs at a time anyway.
-    except RuntimeError:
-        logger.debug("TensorFlow was already initialised; keeping its thread settings")
-
-
 async def _load_then_poll(registry: ModelRegistry) -> None:
     try:
         await registry.refresh()
@@ -54,7 +43,6 @@ async def _load_then_poll(registry: ModelRegistry) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    configure_tensorflow(settings)
     registry = ModelRegistry(settings)
     app.state.registry = registry
     loader = asyncio.create_task(_load_then_poll(registry))

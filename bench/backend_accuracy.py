@@ -3,8 +3,8 @@
     CIFAR10_DATA=../shared/datasets/cifar-10-python.tar.gz \\
         python bench/backend_accuracy.py whitened_convnet/4 whitened_convnet/5 model_1/2 model_2/3
 
-For each version: its served forward pass compiled for TensorFlow (the reference) and for
-OpenVINO (as the service compiles it: fp32, converted from the same graph), run on the
+For each version: its served forward pass on TensorFlow (the reference) and on OpenVINO
+(the fp32 IR compiled when the version was published, loaded as the service loads it), run on the
 10,000 test images lossless and re-encoded as JPEG q75; prints both accuracies, their
 difference in points, the share of images whose class differs, and the largest probability
 difference. The goal is a difference within 0.1 point.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.backends import Backend, BackendOptions, compile_forward  # noqa: E402
+from app.backends import Backend, BackendOptions  # noqa: E402
+from app.inference import load_servable  # noqa: E402
 from bench import machine  # noqa: E402
 from training import robustness  # noqa: E402
-from training.core import artifacts  # noqa: E402
-from training.core.forward import make_forward  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
 
 
@@ -46,31 +44,24 @@ def main() -> int:
     inputs = {"lossless": images, "jpeg_q75": robustness.jpeg(images, 75)}
     print("| version | input | TensorFlow | OpenVINO | difference (points) | classes differ | max prob. difference |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as cache:
-        for name in args.versions:
-            folder = args.models_dir / name
-            metadata = artifacts.load_artifact(folder).metadata
-            model = artifacts.load_keras_model(folder)
-            forward = make_forward(
-                model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
+    for name in args.versions:
+        folder = args.models_dir / name
+        backends = {
+            backend: load_servable(folder, BackendOptions(backend, threads=2))
+            for backend in (Backend.TENSORFLOW, Backend.OPENVINO)
+        }
+        assert backends[Backend.OPENVINO].backend is Backend.OPENVINO, backends[Backend.OPENVINO].refused
+        for label, batch in inputs.items():
+            tf_out = in_batches(backends[Backend.TENSORFLOW].predict, batch)
+            ov_out = in_batches(backends[Backend.OPENVINO].predict, batch)
+            tf_acc = float((tf_out.argmax(1) == labels).mean())
+            ov_acc = float((ov_out.argmax(1) == labels).mean())
+            differ = float((tf_out.argmax(1) != ov_out.argmax(1)).mean())
+            print(
+                f"| {name} | {label} | {tf_acc:.2%} | {ov_acc:.2%} | {(ov_acc - tf_acc) * 100:+.2f} | "
+                f"{differ:.2%} | {np.abs(tf_out - ov_out).max():.1e} |",
+                flush=True,
             )
-            key = artifacts.content_digest(folder)
-            backends = {
-                backend: compile_forward(forward, key, BackendOptions(backend, threads=2, cache_dir=Path(cache)))
-                for backend in (Backend.TENSORFLOW, Backend.OPENVINO)
-            }
-            assert backends[Backend.OPENVINO].backend is Backend.OPENVINO, backends[Backend.OPENVINO].refused
-            for label, batch in inputs.items():
-                tf_out = in_batches(backends[Backend.TENSORFLOW].predict, batch)
-                ov_out = in_batches(backends[Backend.OPENVINO].predict, batch)
-                tf_acc = float((tf_out.argmax(1) == labels).mean())
-                ov_acc = float((ov_out.argmax(1) == labels).mean())
-                differ = float((tf_out.argmax(1) != ov_out.argmax(1)).mean())
-                print(
-                    f"| {name} | {label} | {tf_acc:.2%} | {ov_acc:.2%} | {(ov_acc - tf_acc) * 100:+.2f} | "
-                    f"{differ:.2%} | {np.abs(tf_out - ov_out).max():.1e} |",
-                    flush=True,
-                )
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,9 +36,9 @@ BATCH = 500
 
 
 def measure(
-    folder: Path, images: np.ndarray, labels: np.ndarray, backend: Backend, cache: Path, size: int
+    folder: Path, images: np.ndarray, labels: np.ndarray, backend: Backend, size: int
 ) -> tuple[str, dict[str, float], CorruptionReport]:
-    servable = load_servable(folder, BackendOptions(backend, threads=2, cache_dir=cache))
+    servable = load_servable(folder, BackendOptions(backend, threads=2))
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return np.concatenate([servable.predict(batch[i : i + BATCH]) for i in range(0, len(batch), BATCH)])
@@ -70,19 +69,16 @@ def main() -> int:
         "| ECE corrupted | seconds |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as cache:
-        for version in args.versions:
-            start = time.perf_counter()
-            backend, row, report = measure(
-                args.models_dir / version, images, labels, Backend(args.backend), Path(cache), args.images
-            )
-            reports[version] = report
-            print(
-                f"| {version} | {backend} | {row['lossless']:.2%} | {row['jpeg_q75']:.2%} | "
-                f"{report.mean_accuracy:.2%} | {report.by_severity['5']:.2%} | {report.unseen_mean_accuracy:.2%} | "
-                f"{row['ece']:.4f} | {report.ece:.4f} | {time.perf_counter() - start:.0f} |",
-                flush=True,
-            )
+    for version in args.versions:
+        start = time.perf_counter()
+        backend, row, report = measure(args.models_dir / version, images, labels, Backend(args.backend), args.images)
+        reports[version] = report
+        print(
+            f"| {version} | {backend} | {row['lossless']:.2%} | {row['jpeg_q75']:.2%} | "
+            f"{report.mean_accuracy:.2%} | {report.by_severity['5']:.2%} | {report.unseen_mean_accuracy:.2%} | "
+            f"{row['ece']:.4f} | {report.ece:.4f} | {time.perf_counter() - start:.0f} |",
+            flush=True,
+        )
     print("\nPer corruption, mean over severities 1-5 (* = also a training augmentation of that version):\n")
     print("| corruption | " + " | ".join(reports) + " |")
     print("|---|" + "---:|" * len(reports))

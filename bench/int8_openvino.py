@@ -4,7 +4,7 @@
     CIFAR10_DATA=../shared/datasets/cifar-10-python.tar.gz python bench/int8_openvino.py whitened_convnet/6
 
 Scores the full test set, lossless and JPEG q75, through TensorFlow (the reference),
-OpenVINO fp32 (the version's graph converted as the service converts it) and the
+OpenVINO fp32 (the IR compiled when the version was published) and the
 stored int8 model, and checks that int8's figures equal those recorded in
 metadata.json at quantization. Then times the two OpenVINO models at batch 1 and 32
 (median of 30 calls, in this process), compiled as the service compiles them.
@@ -23,11 +23,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.backends import Backend, BackendOptions, Int8Model, compile_forward  # noqa: E402
+from app.backends import Backend, BackendOptions  # noqa: E402
+from app.inference import load_servable  # noqa: E402
 from bench import machine  # noqa: E402
 from training import robustness  # noqa: E402
 from training.core import artifacts  # noqa: E402
-from training.core.forward import make_forward, predict_in_batches  # noqa: E402
+from training.core.forward import forward_for, predict_in_batches  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
 
 
@@ -58,19 +59,11 @@ def main() -> int:
     if metadata.quantization is None:
         print(f"{args.version} has no int8 model: python -m training quantize models/{args.version}")
         return 2
-    forward = make_forward(
-        artifacts.load_keras_model(folder),
-        metadata.scaling,
-        metadata.test_time_augmentation,
-        metadata.temperature,
-        metadata.tta_average,
-    )
-    int8 = Int8Model(folder / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE, metadata.quantization)
-    key = artifacts.content_digest(folder)
+    forward = forward_for(artifacts.load_keras_model(folder), metadata)
     backends = {
         "tensorflow": lambda images: predict_in_batches(forward, images),
-        "openvino fp32": _served(forward, key, Backend.OPENVINO, args.threads, int8),
-        "openvino int8": _served(forward, key, Backend.OPENVINO_INT8, args.threads, int8),
+        "openvino fp32": _served(folder, Backend.OPENVINO, args.threads),
+        "openvino int8": _served(folder, Backend.OPENVINO_INT8, args.threads),
     }
     dataset = load_cifar10()
     labels = dataset.y_test.ravel()
@@ -89,9 +82,9 @@ def main() -> int:
     return 0
 
 
-def _served(forward, key: str, backend: Backend, threads: int, int8: Int8Model):
+def _served(folder: Path, backend: Backend, threads: int):
     options = BackendOptions(backend, threads=threads, int8_max_drop_points=100.0)
-    compiled = compile_forward(forward, key, options, int8)
+    compiled = load_servable(folder, options)
     if compiled.backend is not backend:
         raise SystemExit(f"{backend} refused: {compiled.refused}")
     return compiled.predict

@@ -25,7 +25,7 @@ from bench import machine  # noqa: E402
 from bench.flops import forward_flops  # noqa: E402
 from training import calibration, robustness  # noqa: E402
 from training.core import artifacts  # noqa: E402
-from training.core.forward import make_forward, predict_in_batches  # noqa: E402
+from training.core.forward import forward_for, predict_in_batches  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
 
 
@@ -33,9 +33,7 @@ def measure(folder: Path, images: object, labels: object) -> dict[str, float]:
     artifact = artifacts.load_artifact(folder)
     model = artifacts.load_keras_model(folder)
     metadata = artifact.metadata
-    forward = make_forward(
-        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
-    )
+    forward = forward_for(model, metadata)
 
     def predict(batch: object) -> object:
         return predict_in_batches(forward, batch)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,6 @@ import pytest
 from tests.utils.data import TINY_HOLDOUT, write_tiny_cifar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Converted models go to a cache of this test run (servers started as subprocesses inherit it), never the user's.
-os.environ["BACKEND_CACHE_DIR"] = tempfile.mkdtemp(prefix="backend-cache-")
 
 
 @pytest.fixture(scope="session")

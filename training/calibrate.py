@@ -21,7 +21,7 @@ from training.core import artifacts
 from training.core.preprocessing import TestTimeAugmentation
 from training.data import Cifar10, DatasetError, array_sha256, load_cifar10
 from training.evaluation import evaluate
-from training.export import write_saved_model
+from training.export import write_exports
 
 
 def load_holdout(artifact: artifacts.Artifact, data: Path | None) -> tuple[Cifar10, int, int]:
@@ -89,5 +89,5 @@ def calibrate_version(
         artifact.summary,
         new_metrics,
         plots,
-        extras=lambda staging: write_saved_model(model, new_metadata, staging),
+        extras=lambda staging: write_exports(model, new_metadata, staging),
     )

@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     policy_cli.add_parser(commands)
     commands.add_parser("list", help="list the architectures and their recipes")
     export = commands.add_parser(
-        "export", help="add a TensorFlow SavedModel (serving_default signature) to existing versions"
+        "export",
+        help="add what existing versions lack of the compiled copies: a TensorFlow SavedModel, OpenVINO IR",
     )
     export.add_argument("name", help="model name, e.g. whitened_convnet")
     export.add_argument("--version", type=int, help="one version (default: every version of the model)")
@@ -208,7 +209,9 @@ def _export(models_dir: Path, name: str, version: int | None) -> int:
         if not versions:
             raise ArtifactNotFound(f"model {name!r} has no versions in {models_dir}")
         for number in versions:
-            print(f"exported {export_version(version_dir(models_dir, name, number))}")
+            folder = version_dir(models_dir, name, number)
+            added = export_version(folder)
+            print(f"{folder}: added {' and '.join(added)}" if added else f"{folder}: complete, nothing to add")
     except (ArtifactNotFound, InvalidArtifact) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

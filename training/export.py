@@ -1,35 +1,54 @@
-"""A portable copy of a version: a TensorFlow SavedModel that TF Serving, KServe or Triton load as is.
+"""Compiled copies of a version's served procedure, written when it is published.
 
-The `serving_default` signature is the served procedure itself (the core's forward pass:
-uint8 images in; scaling, test-time augmentation and temperature inside), so any
-TensorFlow server answers exactly what this service answers. It sits in the version
-folder, TF Serving's layout (`<name>/<version>/saved_model.pb` + `variables/`), beside
-the Keras model; `saved_model.pb` is moved in last, so a server polling the folder
-never loads half an export.
+- A TensorFlow SavedModel that TF Serving, KServe or Triton load as is. The
+  `serving_default` signature is the served procedure itself (the core's forward pass:
+  uint8 images in; scaling, test-time augmentation and temperature inside), so any
+  TensorFlow server answers exactly what this service answers. It sits in the version
+  folder, TF Serving's layout (`<name>/<version>/saved_model.pb` + `variables/`);
+  `saved_model.pb` is moved in last, so a server polling the folder never loads half an
+  export.
+- OpenVINO IR of the same procedure (`openvino/`, fp32), held to TensorFlow on the probe
+  batch here, where TensorFlow is at hand, with TensorFlow's answers and both runtimes'
+  latency recorded beside it (`artifacts.CompiledIR`). The service serves it without
+  importing TensorFlow, checking it against those answers at load (app/backends.py).
+
+`python -m training export` adds whichever is missing to versions published before.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
-from training.core import artifacts
-from training.core.forward import make_forward
-from training.core.preprocessing import INPUT_SHAPE
+from training.core import artifacts, openvino_runtime
+from training.core.forward import Forward, forward_for
+from training.core.preprocessing import INPUT_SHAPE, probe_images
+from training.core.staging import staged_dir, staging_name
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "images"
+PARITY_TOLERANCE = 1e-4  # Largest probability difference the IR may show from TensorFlow on the probe batch.
+TIMED_BATCHES = (1, 16, 32)  # Batch sizes whose latency is recorded (the micro-batcher's largest: 16 and 32).
+
+
+def write_exports(model: Any, metadata: artifacts.Metadata, folder: Path) -> None:
+    """Every compiled copy of the version into `folder` (a version or its staging folder)."""
+    write_saved_model(model, metadata, folder)
+    write_ir(model, metadata, folder)
 
 
 def write_saved_model(model: Any, metadata: artifacts.Metadata, folder: Path) -> None:
     """Export `model` as `metadata` says it is served, into `folder` (a version or its staging folder)."""
-    forward = make_forward(
-        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
-    )
+    forward = forward_for(model, metadata)
     module = tf.Module()
     module.model = model  # Tracked, so that its variables are saved.
 
@@ -39,8 +58,7 @@ def write_saved_model(model: Any, metadata: artifacts.Metadata, folder: Path) ->
         return {"probabilities": probabilities, "class_index": tf.argmax(probabilities, axis=1)}
 
     module.serve = serve
-    staging = folder / f"{artifacts.STAGING_PREFIX}saved_model-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_name(folder / "saved_model")
     try:
         tf.saved_model.save(module, str(staging), signatures={SIGNATURE: serve})
         for entry in sorted(staging.iterdir(), key=lambda path: path.name == artifacts.SAVED_MODEL_FILE):
@@ -52,8 +70,64 @@ def write_saved_model(model: Any, metadata: artifacts.Metadata, folder: Path) ->
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def export_version(folder: Path) -> Path:
-    """Add the SavedModel to an existing version folder; returns the folder."""
+def write_ir(model: Any, metadata: artifacts.Metadata, folder: Path) -> artifacts.CompiledIR | None:
+    """Convert the served procedure to OpenVINO IR and write it with its record, if it agrees with
+    TensorFlow; returns the record, or None (and says why on stderr) when it cannot be used: the
+    version then serves on TensorFlow, as before."""
+    forward = forward_for(model, metadata)
+    try:
+        converted = openvino_runtime.convert(forward)
+        predict = openvino_runtime.compile_for_cpu(converted)
+    except Exception as error:  # No IR is a slower version, never a failed publish.
+        print(f"warning: no OpenVINO IR: conversion failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+    probe = probe_images()
+    expected = forward(probe).numpy()
+    difference = float(np.max(np.abs(predict(probe) - expected)))
+    if not difference <= PARITY_TOLERANCE:  # Written so that NaN is refused too.
+        print(f"warning: no OpenVINO IR: it differs from TensorFlow by {difference:.2e}", file=sys.stderr)
+        return None
+    record = artifacts.CompiledIR(
+        runtime=openvino_runtime.runtime_version(),
+        max_difference=difference,
+        tolerance=PARITY_TOLERANCE,
+        probe_probabilities=expected.tolist(),
+        milliseconds={str(size): _latencies(predict, forward, size) for size in TIMED_BATCHES},
+    )
+    with staged_dir(folder / artifacts.IR_DIR) as staging:
+        openvino_runtime.save_model(converted, staging / artifacts.IR_MODEL_FILE)
+        artifacts.write_record(staging, artifacts.IR_RECORD_FILE, record)
+    return record
+
+
+def _latencies(predict: Callable[[np.ndarray], np.ndarray], forward: Forward, size: int) -> dict[str, float]:
+    images = np.resize(probe_images(), (size, *INPUT_SHAPE))
+    return {
+        "openvino": _median_ms(predict, images),
+        "tensorflow": _median_ms(lambda batch: forward(batch).numpy(), images),
+    }
+
+
+def _median_ms(predict: Callable[[np.ndarray], Any], images: np.ndarray, repeats: int = 7) -> float:
+    predict(images)  # Warm-up: first calls allocate.
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(images)
+        timings.append(time.perf_counter() - start)
+    return 1000 * statistics.median(timings)
+
+
+def export_version(folder: Path) -> list[str]:
+    """Add whichever compiled copy an existing version lacks; returns what was added."""
     artifact = artifacts.load_artifact(folder)
-    write_saved_model(artifacts.load_keras_model(folder), artifact.metadata, folder)
-    return folder
+    model, added = None, []
+    if not (folder / artifacts.SAVED_MODEL_FILE).is_file():
+        model = artifacts.load_keras_model(folder)
+        write_saved_model(model, artifact.metadata, folder)
+        added.append("SavedModel")
+    if artifacts.load_ir_record(folder) is None:
+        model = model or artifacts.load_keras_model(folder)
+        if write_ir(model, artifact.metadata, folder) is not None:
+            added.append("OpenVINO IR")
+    return added

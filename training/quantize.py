@@ -20,13 +20,13 @@ import numpy as np
 
 from training import augment, calibration, robustness
 from training.calibrate import load_holdout
-from training.core import artifacts
+from training.core import artifacts, openvino_runtime
 from training.core.artifacts import Quantization
-from training.core.forward import make_forward, predict_in_batches
+from training.core.forward import forward_for, predict_in_batches
 from training.core.preprocessing import probe_images
 from training.data import Cifar10, calibration_split
 from training.evaluation import split_record
-from training.export import write_saved_model
+from training.export import write_exports
 
 Predict = Callable[[np.ndarray], np.ndarray]
 BATCH = 500  # Images per inference call when scoring the test set.
@@ -36,7 +36,7 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
     """Publish an int8-carrying copy of the version in `source` into `models_dir`; return its folder."""
     try:
         import nncf  # type: ignore[import-untyped]
-        import openvino as ov
+        import openvino  # noqa: F401
     except ImportError as error:
         raise ValueError(f"quantizing needs openvino and nncf ({error.name} is not installed)") from error
     artifact = artifacts.load_artifact(source)
@@ -47,12 +47,10 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
     dataset, holdout, seed = load_holdout(artifact, data)
     indices = calibration_split(len(dataset.x_train), holdout, seed)
     model = artifacts.load_keras_model(source)
-    forward = make_forward(
-        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
-    )
+    forward = forward_for(model, metadata)
     held_out = dataset.x_train[indices]
     int8 = nncf.quantize(
-        ov.convert_model(forward.get_concrete_function()),  # type: ignore[attr-defined]  # A tf.function.
+        openvino_runtime.convert(forward),
         nncf.Dataset([held_out[i : i + 1] for i in range(len(held_out))]),
         subset_size=len(held_out),
         # The classifier stays fp32: quantized logits, scaled by the temperature, made whitened_convnet v5
@@ -63,9 +61,9 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
         # asymmetric 0.06, for ~5% of int8's speed (docs/benchmarks.md).
         preset=nncf.QuantizationPreset.MIXED,
     )
-    predict_int8 = _compiled(int8, ov)
+    predict_int8 = _compiled(int8)
     quantization = Quantization(
-        runtime=f"openvino {ov.__version__}",
+        runtime=openvino_runtime.runtime_version(),
         tool=f"nncf {nncf.__version__}",
         source_version=artifact.version,
         calibration=split_record(indices, holdout, seed, len(dataset.x_train)),
@@ -84,8 +82,8 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
     )
 
     def extras(staging: Path) -> None:
-        write_saved_model(model, new_metadata, staging)
-        ov.save_model(int8, staging / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE, compress_to_fp16=False)
+        write_exports(model, new_metadata, staging)
+        openvino_runtime.save_model(int8, staging / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
 
     plots = {name: (source / name).read_bytes() for name in artifacts.PLOT_FILES}
     return artifacts.save_version(
@@ -93,19 +91,14 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
     )
 
 
-def _compiled(model: Any, ov: Any) -> Predict:
-    """Compiled as the service compiles it (app/backends.py): fp32 for whatever stays unquantized."""
-    compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
+def _compiled(model: Any) -> Predict:
+    """Compiled as the service compiles it (`openvino_runtime`), run in batches of BATCH."""
+    predict = openvino_runtime.compile_for_cpu(model)
 
-    def predict(images: np.ndarray) -> np.ndarray:
-        batches = [
-            np.array(request.infer([np.ascontiguousarray(images[i : i + BATCH])])[0], np.float32)
-            for i in range(0, len(images), BATCH)
-        ]
-        return np.concatenate(batches)
+    def in_batches(images: np.ndarray) -> np.ndarray:
+        return np.concatenate([predict(images[i : i + BATCH]) for i in range(0, len(images), BATCH)])
 
-    return predict
+    return in_batches
 
 
 def _measure(int8: Predict, reference: Predict, dataset: Cifar10) -> dict[str, Any]:

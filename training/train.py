@@ -25,7 +25,7 @@ from training.core import artifacts, runs
 from training.core.artifacts import Metrics, Summary
 from training.data import Cifar10, calibration_split, load_cifar10
 from training.evaluation import Evaluation, evaluate
-from training.export import write_saved_model
+from training.export import write_exports
 from training.optimizers import make_optimizer
 from training.pipeline import TrainingData, evaluation_batches, training_batches
 from training.provenance import RunDescription, describe_run, environment
@@ -204,7 +204,7 @@ def _publish(finished: FinishedRun, models_dir: Path) -> Path:
         summary=summary,
         metrics=metrics,
         plots=reports.plots(finished.history, evaluation, dataset.class_names, architecture.name),
-        extras=lambda staging: write_saved_model(serving, metadata, staging),
+        extras=lambda staging: write_exports(serving, metadata, staging),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.backends import Backend, BackendOptions, batch_size, compile_forward, installed, slower_than
+from app.backends import Backend, BackendOptions, batch_size, installed
 from app.config import Settings
 from app.inference import load_servable
 from tests.utils.data import COMMITTED_MODELS, SAMPLES
 from tests.utils.servers import running_client
 from training.core import artifacts
-from training.core.forward import make_forward
+from training.core.forward import forward_for
 from training.core.preprocessing import probe_images
 
 needs_openvino = pytest.mark.skipif(not installed(Backend.OPENVINO), reason="openvino is not installed")
@@ -28,9 +27,7 @@ needs_openvino = pytest.mark.skipif(not installed(Backend.OPENVINO), reason="ope
 def _forward(folder: Path):
     metadata = artifacts.load_artifact(folder).metadata
     model = artifacts.load_keras_model(folder)
-    return make_forward(
-        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
-    )
+    return forward_for(model, metadata)
 
 
 def _samples() -> np.ndarray:
@@ -66,98 +63,95 @@ def test_probe_batch_is_fixed_and_photo_like() -> None:
 @needs_openvino
 @pytest.mark.slow
 @pytest.mark.parametrize("version", _committed_versions())
-def test_openvino_serves_every_committed_version_as_tensorflow_does(version: str, tmp_path: Path) -> None:
+def test_openvino_serves_every_committed_version_as_tensorflow_does(version: str) -> None:
     """Parity on the 40 real test images: same class, probabilities within float32 accumulation error."""
     folder = COMMITTED_MODELS / version
-    forward = _forward(folder)
-    options = BackendOptions(Backend.OPENVINO, threads=2, parity_tolerance=1e-4, cache_dir=tmp_path)
-    compiled = compile_forward(forward, artifacts.content_digest(folder), options)
-    assert compiled.backend is Backend.OPENVINO, compiled.refused
+    servable = load_servable(folder, BackendOptions(Backend.OPENVINO, threads=2))
+    assert servable.backend is Backend.OPENVINO, servable.refused
     images = _samples()
-    expected = forward(images).numpy()
-    served = compiled.predict(images)
+    expected = _forward(folder)(images).numpy()
+    served = servable.predict(images)
     np.testing.assert_array_equal(served.argmax(axis=1), expected.argmax(axis=1))
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
+def _edited_ir(store: Path, tmp_path: Path, **changes: object) -> Path:
+    """A copy of model_1 v1 whose IR record says other things."""
+    folder = tmp_path / "model_1" / "1"
+    shutil.copytree(store / "model_1" / "1", folder)
+    record = artifacts.load_ir_record(folder)
+    assert record is not None, "publishing wrote the IR"
+    artifacts.write_record(folder / artifacts.IR_DIR, artifacts.IR_RECORD_FILE, record.model_copy(update=changes))
+    return folder
+
+
 @needs_openvino
-def test_a_converted_model_that_disagrees_is_refused_and_tensorflow_serves(tiny_store: Path, tmp_path: Path) -> None:
-    """A stale or wrong cache entry (another version's graph under this version's key) must not serve."""
-    folder = tiny_store / "model_1" / "1"
-    other = tmp_path / "other"
-    shutil.copytree(folder, other)
-    model = artifacts.load_keras_model(other)
-    for weights in model.weights:  # A different network with the same layers.
-        weights.assign(np.asarray(weights) * 1.5 + 0.01)
-    model.save(other / artifacts.MODEL_FILE)
-    key = artifacts.content_digest(folder)
-    cache = tmp_path / "cache"
-    options = BackendOptions(Backend.OPENVINO, threads=1, cache_dir=cache)
-    poisoned = compile_forward(_forward(other), key, options)  # Caches the other network under this key.
-    assert poisoned.backend is Backend.OPENVINO
+def test_ir_that_no_longer_gives_tensorflows_recorded_answers_is_refused_and_tensorflow_serves(
+    tiny_store: Path, tmp_path: Path
+) -> None:
+    """A swapped or damaged IR (another network's, or the answers of another): the record is the check."""
+    record = artifacts.load_ir_record(tiny_store / "model_1" / "1")
+    assert record is not None
+    shifted = np.roll(np.asarray(record.probe_probabilities), 1, axis=1).tolist()
+    folder = _edited_ir(tiny_store, tmp_path, probe_probabilities=shifted)
 
-    compiled = compile_forward(_forward(folder), key, options)
+    servable = load_servable(folder, BackendOptions(Backend.OPENVINO))
 
-    assert compiled.backend is Backend.TENSORFLOW
-    assert "disagrees with TensorFlow" in compiled.refused[Backend.OPENVINO]
+    assert servable.backend is Backend.TENSORFLOW
+    assert "disagrees with TensorFlow's answers recorded at publish" in servable.refused[Backend.OPENVINO]
     reference = _forward(folder)(probe_images()).numpy()
-    np.testing.assert_array_equal(compiled.predict(probe_images()), reference)
+    np.testing.assert_array_equal(servable.predict(probe_images()), reference)
+    (folder / artifacts.IR_DIR / "model.bin").write_bytes(b"truncated")
+    servable = load_servable(folder, BackendOptions(Backend.OPENVINO))
+    assert servable.refused[Backend.OPENVINO].startswith("loading openvino/model.xml failed")
 
 
 @needs_openvino
-def test_tolerance_decides_refusal(tiny_store: Path, tmp_path: Path) -> None:
-    folder = tiny_store / "model_1" / "1"
-    strict = BackendOptions(Backend.AUTO, parity_tolerance=1e-30, cache_dir=tmp_path)
-    compiled = compile_forward(_forward(folder), artifacts.content_digest(folder), strict)
-    assert compiled.backend is Backend.TENSORFLOW
-    assert "tolerance 1e-30" in compiled.refused[Backend.OPENVINO]
+def test_tolerance_decides_refusal(tiny_store: Path) -> None:
+    strict = BackendOptions(Backend.AUTO, parity_tolerance=1e-30)
+    servable = load_servable(tiny_store / "model_1" / "1", strict)
+    assert servable.backend is Backend.TENSORFLOW
+    assert "tolerance 1e-30" in servable.refused[Backend.OPENVINO]
 
 
 @needs_openvino
-def test_conversion_is_cached_and_a_damaged_cache_is_converted_again(tiny_store: Path, tmp_path: Path) -> None:
-    folder = tiny_store / "model_1" / "1"
-    options = BackendOptions(Backend.OPENVINO, cache_dir=tmp_path)
-    load_servable(folder, options)
-    (entry,) = (tmp_path / "openvino").iterdir()
-    assert {path.name for path in entry.iterdir()} == {"model.xml", "model.bin"}
-    (entry / "model.xml").write_text("not a model")
-
-    servable = load_servable(folder, options)
-
-    assert servable.backend is Backend.OPENVINO
-    assert not list(tmp_path.glob("openvino/.staging-*")), "no staging folder left behind"
+def test_a_version_without_ir_serves_on_tensorflow_and_says_how_to_add_it(tiny_store: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "model_1" / "1"
+    shutil.copytree(tiny_store / "model_1" / "1", folder)
+    shutil.rmtree(folder / artifacts.IR_DIR)
+    servable = load_servable(folder, BackendOptions(Backend.OPENVINO))
+    assert servable.backend is Backend.TENSORFLOW
+    assert "python -m training export" in servable.refused[Backend.OPENVINO]
 
 
-def test_tensorflow_when_asked(tiny_store: Path, tmp_path: Path) -> None:
-    servable = load_servable(tiny_store / "model_1" / "1", BackendOptions(Backend.TENSORFLOW, cache_dir=tmp_path))
+@needs_openvino
+def test_auto_keeps_tensorflow_when_the_ir_was_slower_at_publish(tiny_store: Path, tmp_path: Path) -> None:
+    slower = {"1": {"openvino": 2.0, "tensorflow": 1.0}, "32": {"openvino": 1.0, "tensorflow": 3.0}}
+    folder = _edited_ir(tiny_store, tmp_path, milliseconds=slower)
+    servable = load_servable(folder, BackendOptions(Backend.AUTO))
+    assert servable.backend is Backend.TENSORFLOW
+    assert servable.refused[Backend.OPENVINO] == (
+        "slower than tensorflow when published (2.00 ms against 1.00 ms for a batch of 1)"
+    )
+    assert load_servable(folder, BackendOptions(Backend.OPENVINO)).backend is Backend.OPENVINO  # Asked for.
+
+
+def test_tensorflow_when_asked(tiny_store: Path) -> None:
+    servable = load_servable(tiny_store / "model_1" / "1", BackendOptions(Backend.TENSORFLOW))
     assert servable.backend is Backend.TENSORFLOW and servable.refused == {}
-    assert not tmp_path.joinpath("openvino").exists(), "nothing converted"
 
 
 @needs_openvino
-def test_models_endpoint_names_the_backend_and_why_a_faster_one_was_refused(tiny_store: Path, tmp_path: Path) -> None:
-    with running_client(tiny_store, backend_parity_tolerance=1e-30, backend_cache_dir=tmp_path) as strict:
+def test_models_endpoint_names_the_backend_and_why_a_faster_one_was_refused(tiny_store: Path) -> None:
+    with running_client(tiny_store, backend_parity_tolerance=1e-30) as strict:
         (version,) = _versions(strict, "model_1")
     assert version["backend"] == "tensorflow"
     assert "disagrees with TensorFlow" in version["backend_refused"]["openvino"]
-    with running_client(tiny_store, inference_backend="openvino", backend_cache_dir=tmp_path) as asked:
+    with running_client(tiny_store, inference_backend="openvino") as asked:
         (version,) = _versions(asked, "model_1")
         response = asked.post("/predict", files={"file": ("x.png", (SAMPLES / "test_00000_cat.png").read_bytes())})
     assert version["backend"] == "openvino" and version["backend_refused"] == {}
     assert response.status_code == 200
-
-
-def test_auto_keeps_tensorflow_when_the_candidate_is_slower() -> None:
-    def quick(images: np.ndarray) -> np.ndarray:
-        return np.zeros((len(images), 10), np.float32)
-
-    def slow(images: np.ndarray) -> np.ndarray:
-        time.sleep(0.002)
-        return quick(images)
-
-    assert slower_than(quick, slow, batch_size=8) is None
-    verdict = slower_than(slow, quick, batch_size=8)
-    assert verdict is not None and "for a batch of 1" in verdict
 
 
 # ---- int8: served only as measured -------------------------------------------------------
@@ -233,12 +227,12 @@ def test_an_int8_file_that_no_longer_gives_its_recorded_answers_is_refused(
     assert "disagrees with the answers recorded at quantization" in servable.refused[Backend.OPENVINO_INT8]
     (folder / artifacts.INT8_DIR / "model.bin").write_bytes(b"truncated")
     servable = load_servable(folder, INT8_ONLY)
-    assert servable.refused[Backend.OPENVINO_INT8].startswith("loading the int8 model failed")
+    assert servable.refused[Backend.OPENVINO_INT8].startswith("loading openvino-int8/model.xml failed")
 
 
 @needs_openvino
-def test_a_version_without_int8_says_how_to_make_one(tiny_store: Path, tmp_path: Path) -> None:
-    servable = load_servable(tiny_store / "model_1" / "1", BackendOptions(Backend.OPENVINO_INT8, cache_dir=tmp_path))
+def test_a_version_without_int8_says_how_to_make_one(tiny_store: Path) -> None:
+    servable = load_servable(tiny_store / "model_1" / "1", BackendOptions(Backend.OPENVINO_INT8))
     assert servable.backend is Backend.OPENVINO
     assert "python -m training quantize" in servable.refused[Backend.OPENVINO_INT8]
 
@@ -263,13 +257,12 @@ def test_committed_int8_versions_answer_the_samples_as_tensorflow_does(version: 
 
 
 @needs_int8
-def test_models_endpoint_shows_what_int8_scores_when_it_answers(quantized_store: Path, tmp_path: Path) -> None:
+def test_models_endpoint_shows_what_int8_scores_when_it_answers(quantized_store: Path) -> None:
     with running_client(
         quantized_store,
         inference_backend="openvino-int8",
         int8_max_drop_points=100.0,
         int8_max_ece_increase=1.0,
-        backend_cache_dir=tmp_path,
     ) as client:
         source, quantized = _versions(client, "model_1")
         response = client.post("/predict", files={"file": ("x.png", (SAMPLES / "test_00000_cat.png").read_bytes())})

@@ -1,4 +1,5 @@
-"""The portable SavedModel: plain TensorFlow, in a fresh process, answers what the service answers."""
+"""Compiled copies: the SavedModel, in plain TensorFlow in a fresh process, and the OpenVINO IR both
+answer what the service answers; publishing writes them, `export` adds what a version lacks."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from fastapi.testclient import TestClient
 
 from tests.utils.data import COMMITTED_MODELS, SAMPLES
 from tests.utils.servers import running_client
-from training.core import artifacts
-from training.export import export_version
-
-pytestmark = pytest.mark.slow
+from training.core import artifacts, openvino_runtime
+from training.core.forward import forward_for
+from training.core.preprocessing import probe_images
+from training.core.staging import STAGING_PREFIX
+from training.export import PARITY_TOLERANCE, export_version
 
 # Loads the SavedModel with nothing from this project: what TF Serving or KServe would do.
 RELOAD = """
@@ -51,10 +53,35 @@ def _served(client: TestClient, name: str, version: int, files: list[Path]) -> n
     return np.array(rows)
 
 
+def test_publishing_writes_ir_that_gives_tensorflows_answers(tiny_store: Path) -> None:
+    folder = tiny_store / "model_1" / "1"
+    record = artifacts.load_ir_record(folder)
+    assert record is not None and record.runtime.startswith("openvino ")
+    assert record.max_difference <= record.tolerance == PARITY_TOLERANCE
+    metadata = artifacts.load_artifact(folder).metadata
+    expected = forward_for(artifacts.load_keras_model(folder), metadata)(probe_images()).numpy()
+    np.testing.assert_allclose(record.probe_probabilities, expected, atol=1e-7)
+    ir = openvino_runtime.compile_for_cpu(openvino_runtime.read_model(folder / artifacts.IR_DIR / "model.xml"))
+    np.testing.assert_allclose(ir(probe_images()), expected, atol=PARITY_TOLERANCE)
+    assert set(record.milliseconds) == {"1", "16", "32"}
+
+
+def test_export_adds_only_what_a_version_lacks(store_copy: Path) -> None:
+    folder = store_copy / "model_1" / "1"
+    assert export_version(folder) == []
+    shutil.rmtree(folder / artifacts.IR_DIR)
+    assert export_version(folder) == ["OpenVINO IR"]
+    assert artifacts.load_ir_record(folder) is not None
+    assert not [path for path in folder.iterdir() if path.name.startswith(STAGING_PREFIX)]
+
+
+@pytest.mark.slow
 def test_an_exported_version_answers_as_the_service_does(store_copy: Path) -> None:
-    folder = export_version(store_copy / "model_1" / "1")
+    folder = store_copy / "model_1" / "1"
+    (folder / artifacts.SAVED_MODEL_FILE).unlink()
+    assert export_version(folder) == ["SavedModel"]
     assert (folder / artifacts.SAVED_MODEL_FILE).is_file() and (folder / "variables").is_dir()
-    assert not [path for path in folder.iterdir() if path.name.startswith(artifacts.STAGING_PREFIX)]
+    assert not [path for path in folder.iterdir() if path.name.startswith(STAGING_PREFIX)]
     files = sorted(SAMPLES.glob("*.png"))[:8]
     reloaded = _reloaded(folder, files)
     with running_client(store_copy) as client:
@@ -67,6 +94,7 @@ def _committed_exports() -> list[Path]:
     return sorted(path.parent for path in COMMITTED_MODELS.glob(f"*/*/{artifacts.SAVED_MODEL_FILE}"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder", _committed_exports(), ids=lambda path: f"{path.parent.name}/{path.name}")
 def test_committed_exports_answer_as_the_service_does(folder: Path, tmp_path: Path) -> None:
     files = sorted(SAMPLES.glob("*.png"))

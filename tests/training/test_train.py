@@ -14,7 +14,7 @@ from tests.utils.data import CLASS_NAMES
 from training.architectures import get_architecture
 from training.calibrate import calibrate_version
 from training.core import artifacts
-from training.core.forward import make_forward
+from training.core.forward import forward_for, make_forward
 from training.core.preprocessing import TestTimeAugmentation, TtaAverage
 from training.data import calibration_split, load_cifar10
 from training.optimizers import make_optimizer
@@ -52,7 +52,7 @@ def test_stored_accuracy_is_the_serving_forward_pass_accuracy(tiny_store: Path, 
     metadata = artifacts.load_artifact(folder).metadata
     model = artifacts.load_keras_model(folder)
     dataset = load_cifar10(tiny_cifar_dir)
-    probabilities = make_forward(model, metadata.scaling)(dataset.x_test).numpy()
+    probabilities = forward_for(model, metadata.scaling)(dataset.x_test).numpy()
     assert metadata.test_accuracy == float((probabilities.argmax(1) == dataset.y_test).mean())
     assert metadata.class_names[0] == "airplane" and metadata.input_dtype == "uint8"
 
@@ -202,9 +202,7 @@ def test_a_copy_with_other_views_stores_the_accuracy_of_the_forward_pass_it_serv
     assert copy.metrics.test_time_augmentation is TestTimeAugmentation.HFLIP
     model = artifacts.load_keras_model(published)
     metadata = copy.metadata
-    forward = make_forward(
-        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
-    )
+    forward = make_forward(model, metadata)
     dataset = load_cifar10(tiny_cifar_dir)
     served = forward(dataset.x_test).numpy().argmax(axis=1)
     assert metadata.test_accuracy == pytest.approx(float((served == dataset.y_test).mean()))

@@ -14,6 +14,9 @@ Each version holds:
     confusion.png   the test-set confusion matrix
     calibration.png the reliability diagram before and after calibration (format 2 on)
     saved_model.pb  with variables/: the same served procedure as a TensorFlow SavedModel (optional)
+    openvino/       model.xml + model.bin: the same served procedure as OpenVINO IR (fp32), compiled at
+                    publish, and compiled.json (`CompiledIR`): TensorFlow's answers to the probe batch,
+                    which the service holds the IR to at load, so it serves without TensorFlow
     openvino-int8/  model.xml + model.bin: the served procedure quantized to int8 (optional; only in
                     versions made by `python -m training quantize`, whose metadata says how it scores)
 
@@ -42,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation, TtaAverage
+from training.core.staging import STAGING_PREFIX
 
 # 2: calibrated versions (temperature, TTA average, calibration and robustness reports, calibration.png).
 FORMAT_VERSION = 2
@@ -59,7 +63,9 @@ FORMAT_1_FILES = tuple(name for name in ARTIFACT_FILES if name != CALIBRATION_FI
 SAVED_MODEL_FILE = "saved_model.pb"  # With variables/: the portable SavedModel (training/export.py), optional.
 INT8_DIR = "openvino-int8"  # The int8 OpenVINO model (training/quantize.py), optional.
 INT8_MODEL_FILE = "model.xml"  # With model.bin beside it.
-STAGING_PREFIX = ".tmp-"
+IR_DIR = "openvino"  # The fp32 OpenVINO IR of the served procedure (training/export.py), with its record.
+IR_MODEL_FILE = "model.xml"  # With model.bin beside it.
+IR_RECORD_FILE = "compiled.json"  # `CompiledIR`; written last, so its presence marks a complete IR.
 CHECKPOINTS_DIR = ".checkpoints"
 
 # Names become folder names: no separators, no dots in front, nothing a URL could smuggle.
@@ -226,6 +232,31 @@ class Quantization(Record):
     )
 
 
+class CompiledIR(Record):
+    """openvino/compiled.json: the IR of a version's served procedure, checked against TensorFlow at publish.
+
+    The service never needs TensorFlow to trust it: at load the IR must give these recorded answers
+    to the probe batch again (`app/backends.py`), which catches a damaged or foreign file.
+    """
+
+    runtime: str = Field(description="The runtime and version that converted it, e.g. 'openvino 2026.4.1'.")
+    max_difference: float = Field(description="Largest probability difference from TensorFlow on the probe batch.")
+    tolerance: float = Field(description="The parity tolerance it was held to at publish.")
+    probe_probabilities: list[list[float]] = Field(
+        description="TensorFlow's answers to training.core.preprocessing.probe_images()."
+    )
+    milliseconds: dict[str, dict[str, float]] = Field(
+        description="Median latency at publish, per batch size: {'1': {'openvino': ms, 'tensorflow': ms}, ...}."
+    )
+
+    def slower_than_tensorflow(self) -> str | None:
+        """None when the IR was at least as fast as TensorFlow at every batch size measured; else the timings."""
+        for size, timings in self.milliseconds.items():
+            if timings["openvino"] > timings["tensorflow"]:
+                return f"{timings['openvino']:.2f} ms against {timings['tensorflow']:.2f} ms for a batch of {size}"
+        return None
+
+
 class Metrics(Record):
     """metrics.json: how the version was trained and how it scores on the test set."""
 
@@ -363,6 +394,13 @@ def load_artifact(folder: Path) -> Artifact:
         summary=read_record(folder, SUMMARY_FILE, Summary),
         metrics=read_record(folder, METRICS_FILE, Metrics),
     )
+
+
+def load_ir_record(folder: Path) -> CompiledIR | None:
+    """The version's IR record, or None when it has no complete IR (older versions)."""
+    if not (folder / IR_DIR / IR_RECORD_FILE).is_file():
+        return None
+    return read_record(folder / IR_DIR, IR_RECORD_FILE, CompiledIR)
 
 
 def load_keras_model(folder: Path) -> Any:

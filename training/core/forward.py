@@ -58,6 +58,13 @@ def make_forward(
     return compiled
 
 
+def forward_for(model: Any, metadata: Any) -> Forward:
+    """The forward pass a version's metadata (`artifacts.Metadata`) describes: the one way to build it."""
+    return make_forward(
+        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
+    )
+
+
 def logits_model(model: Any) -> Any:
     """The same network without its final softmax: every architecture here ends in one."""
     last = model.layers[-1]

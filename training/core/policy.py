@@ -7,13 +7,13 @@ model store beside the versions. The service re-reads it at every scan; the CLI
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import ConfigDict, Field, field_validator
 
-from training.core.artifacts import STAGING_PREFIX, Record, is_valid_name, read_record
+from training.core.artifacts import Record, is_valid_name, read_record
+from training.core.staging import staged_file
 
 POLICY_FILE = "serving.json"
 
@@ -74,7 +74,6 @@ def save_policy(models_dir: Path, name: str, policy: ServingPolicy) -> Path:
     if not is_valid_name(name):
         raise ValueError(f"invalid model name {name!r}")
     path = models_dir / name / POLICY_FILE
-    temporary = path.with_name(f"{STAGING_PREFIX}{os.getpid()}-{POLICY_FILE}")
-    temporary.write_text(policy.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    with staged_file(path) as temporary:
+        temporary.write_text(policy.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return path

@@ -6,14 +6,11 @@ them, the service reads them); no weights, and a recorded seed is never overwrit
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from training.core.artifacts import (
     METRICS_FILE,
-    STAGING_PREFIX,
     SUMMARY_FILE,
     Metrics,
     Summary,
@@ -21,6 +18,7 @@ from training.core.artifacts import (
     read_record,
     write_record,
 )
+from training.core.staging import staged_dir
 
 RUNS_DIR = "runs"
 CHECKPOINT_PREFIX = ".checkpoints-"
@@ -68,13 +66,7 @@ def save_run(models_dir: Path, name: str, group: str, seed: int, summary: Summar
     folder = models_dir / name / RUNS_DIR / group
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / str(seed)
-    staging = folder / f"{STAGING_PREFIX}{os.getpid()}-{seed}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with staged_dir(target, overwrite=False) as staging:  # A seed already recorded is never overwritten.
         write_record(staging, SUMMARY_FILE, summary)
         write_record(staging, METRICS_FILE, metrics)
-        os.rename(staging, target)  # Fails if that seed is already recorded: runs are never overwritten.
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -1,0 +1,65 @@
+"""How a served procedure runs on OpenVINO: one home for the compile settings.
+
+Publishing (`training.export`) and quantizing (`training.quantize`) measure a model
+compiled here; the service (`app/backends.py`) serves it compiled here too, so the
+answers recorded at publish time are the answers served. OpenVINO is imported lazily:
+importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 32, 32, 3) -> float32 probabilities (N, 10).
+
+
+def runtime_version() -> str:
+    import openvino as ov
+
+    return f"openvino {ov.__version__}"
+
+
+def convert(forward: Any) -> Any:
+    """An OpenVINO model of a traced forward pass (`training.core.forward`'s tf.function)."""
+    import openvino as ov
+
+    return ov.convert_model(forward.get_concrete_function())
+
+
+def read_model(path: Path) -> Any:
+    import openvino as ov
+
+    return ov.Core().read_model(path)
+
+
+def save_model(model: Any, path: Path) -> None:
+    """Write IR (model.xml + model.bin) with fp32 weights: fp16 would move probabilities past 1e-4."""
+    import openvino as ov
+
+    ov.save_model(model, path, compress_to_fp16=False)
+
+
+def compile_for_cpu(model: Any, threads: int | None = None) -> Predict:
+    """A model (or IR path) compiled for CPU: one latency-oriented stream, the batcher sending one
+    batch at a time. The returned function is for one thread at a time (one infer request)."""
+    import openvino as ov
+
+    config: dict[str, Any] = {
+        "PERFORMANCE_HINT": "LATENCY",
+        # CPUs with bf16 or AMX default to bf16, which moves probabilities by up to ~0.04 here;
+        # in an int8 model this applies to the layers left unquantized.
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    request = compiled.create_infer_request()
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return np.array(request.infer([np.ascontiguousarray(images, np.uint8)])[0], np.float32)
+
+    return predict
