@@ -7,8 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     MODELS_DIR=/srv/models \
-    HOST=0.0.0.0 \
-    BACKEND_CACHE_DIR=/tmp/backend-cache
+    HOST=0.0.0.0
 
 WORKDIR /srv
 

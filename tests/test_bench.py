@@ -21,6 +21,7 @@ ENTRY_POINTS = {
     "bench.backend_accuracy": "main",
     "bench.int8_openvino": "main",
     "bench.distributed_scaling": "main",
+    "bench.startup_memory": "main",
     "bench.machine": "describe",
 }
 
