@@ -18,7 +18,7 @@ def compare_models(registry: ModelRegistry, names: list[str]) -> dict[str, Any]:
     """Numbers for the served version of each named model, and statistics over their repeated runs;
     raises ModelNotFound / ModelNotReady."""
     unique = list(dict.fromkeys(names))
-    rows = [_row(registry.get(name).artifact) for name in unique]
+    rows = [_row(registry.artifact(name)) for name in unique]
     statistics = analyse({name: registry.runs(name) for name in unique}, unique)
     return {"models": rows, "summary": describe(rows), "statistics": statistics}
 

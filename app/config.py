@@ -52,6 +52,15 @@ class Settings(BaseSettings):
         ge=0,
         description="A new version more than this many accuracy points below the served one is held back.",
     )
+    max_loaded_versions: int = Field(
+        4,
+        gt=0,
+        description="Per model: versions kept in memory; beyond it the least recently used one that is not "
+        "the default, labelled or pinned (nor answering) is unloaded. Others load on their first request.",
+    )
+    version_load_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long a request for a version not yet in memory waits for it to load (503 after)."
+    )
     poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
     host: str = Field("127.0.0.1", description="Address `python -m app` listens on (0.0.0.0 in the image).")
     port: int = Field(8000, gt=0, lt=65536, description="Port `python -m app` listens on.")

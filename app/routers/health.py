@@ -20,7 +20,7 @@ def read_health() -> Health:
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def read_readiness(registry: RegistryDep) -> Readiness | JSONResponse:
     """200 once the initial models are loaded and warmed up, 503 before."""
-    models = {name: registry.available_versions(name) for name in registry.model_names()}
+    models = {name: registry.loaded_versions(name) for name in registry.model_names()}
     if registry.ready.is_set() and any(models.values()):
         return Readiness(status="ready", models=models)
     body = Readiness(status="loading" if not registry.ready.is_set() else "no model available", models=models)

@@ -57,7 +57,7 @@ def read_model(
     name: str, registry: RegistryDep, version: VersionQuery = None, label: LabelQuery = None
 ) -> artifacts.Metadata:
     """metadata.json of a version: input shape, scaling, classes, accuracy, creation time."""
-    return registry.get(name, version, label).metadata
+    return registry.artifact(name, version, label).metadata
 
 
 @router.get("/{name}/summary", response_model=LayerSummary, responses=ERRORS)
@@ -65,7 +65,7 @@ def read_summary(
     name: str, registry: RegistryDep, version: VersionQuery = None, label: LabelQuery = None
 ) -> LayerSummary:
     """The layer table as `model.summary()` shows it, with parameter totals."""
-    artifact = registry.get(name, version, label).artifact
+    artifact = registry.artifact(name, version, label)
     return LayerSummary(version=artifact.version, **artifact.summary.model_dump())
 
 
@@ -74,7 +74,7 @@ def read_metrics(
     name: str, registry: RegistryDep, version: VersionQuery = None, label: LabelQuery = None
 ) -> VersionMetrics:
     """Stored training metrics: history per epoch, test results, confusion matrix, timings, hyperparameters."""
-    artifact = registry.get(name, version, label).artifact
+    artifact = registry.artifact(name, version, label)
     return VersionMetrics(model=artifact.name, version=artifact.version, **artifact.metrics.model_dump())
 
 
@@ -90,7 +90,7 @@ def read_plot(
     calibration.png (reliability diagram; versions of format 2 on)."""
     if plot not in artifacts.PLOT_FILES:
         raise ModelNotFound(f"no plot {plot!r}; plots: {', '.join(artifacts.PLOT_FILES)}")
-    artifact = registry.get(name, version, label).artifact
+    artifact = registry.artifact(name, version, label)
     path = artifact.folder / plot
     if not path.is_file():
         raise ModelNotFound(f"model {name!r} version {artifact.version} has no {plot}")
@@ -100,7 +100,7 @@ def read_plot(
 def _model_info(registry: ModelRegistry, name: str, default: str | None) -> ModelInfo:
     states = registry.states(name)
     serving = registry.serving(name)
-    served = registry.get(name).metadata if serving.default_version is not None else None
+    served = registry.artifact(name).metadata if serving.default_version is not None else None
     labels = serving.policy.labels
     notes = [message for message in (serving.policy_error, serving.note) if message]
     return ModelInfo(

@@ -72,11 +72,11 @@ async def read_model_metadata(name: str, registry: RegistryDep, version: str | N
     """Inputs and outputs with datatypes and shapes (-1: any batch size)."""
 
     async def work() -> Response:
-        loaded = registry.get(name, _version(version))
+        model, _ = registry.resolve(name, _version(version))
         return JSONResponse(
             {
-                "name": loaded.name,
-                "versions": [str(v) for v in registry.available_versions(name)],
+                "name": model,
+                "versions": [str(v) for v in registry.servable_versions(name)],
                 "platform": "tensorflow_keras",
                 "inputs": oip.input_metadata(),
                 "outputs": oip.output_metadata(),
@@ -118,11 +118,11 @@ async def infer(
     """
 
     async def work() -> Response:
-        loaded = registry.get(name, _version(version))
-        header_length = _header_length(request.headers.get(HEADER_LENGTH))
-        parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
-        pixels = parsed.pixels if parsed.pixels is not None else await _decode_all(parsed.files or [], decoder)
-        probabilities = await loaded.predict_all(pixels)
+        async with registry.serve(name, _version(version)) as loaded:
+            header_length = _header_length(request.headers.get(HEADER_LENGTH))
+            parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
+            pixels = parsed.pixels if parsed.pixels is not None else await _decode_all(parsed.files or [], decoder)
+            probabilities = await loaded.predict_all(pixels)
         body, json_length = oip.response_body(parsed, probabilities, loaded.name, loaded.version)
         if json_length is None:
             return Response(body, media_type="application/json")

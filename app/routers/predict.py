@@ -47,9 +47,9 @@ async def predict_image(
     top_k: TopKQuery = 3,
 ) -> Response:
     """Classify one image into one of the ten CIFAR-10 classes."""
-    loaded = registry.get(model, version, label)
-    image = await decoder.decode(await file.read())
-    return _json(await _classify(loaded, image, top_k))
+    async with registry.serve(model, version, label) as loaded:
+        image = await decoder.decode(await file.read())
+        return _json(await _classify(loaded, image, top_k))
 
 
 @router.post("/predict/batch", response_model=BatchPrediction, responses=ERRORS)
@@ -69,10 +69,10 @@ async def predict_batch(
     """Classify several images in one request; a bad file gets an error entry, not a failed request."""
     if len(files) > settings.max_batch_files:
         raise InvalidRequest(f"{len(files)} files sent; at most {settings.max_batch_files} per request")
-    loaded = registry.get(model, version, label)
-    # Submitted together, so the micro-batcher runs them as one forward pass; gather keeps the order.
-    results = await asyncio.gather(*(_classify_upload(loaded, upload, decoder, top_k) for upload in files))
-    return _json(BatchPrediction(model=loaded.name, version=loaded.version, results=list(results)))
+    async with registry.serve(model, version, label) as loaded:
+        # Submitted together, so the micro-batcher runs them as one forward pass; gather keeps the order.
+        results = await asyncio.gather(*(_classify_upload(loaded, upload, decoder, top_k) for upload in files))
+        return _json(BatchPrediction(model=loaded.name, version=loaded.version, results=list(results)))
 
 
 def _json(body: BaseModel) -> Response:

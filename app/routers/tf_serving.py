@@ -30,7 +30,8 @@ PREDICT_BODY = {
 }
 TF_STATES = {
     LoadState.LOADING: "LOADING",
-    LoadState.AVAILABLE: "AVAILABLE",
+    LoadState.LOADED: "AVAILABLE",
+    LoadState.AVAILABLE: "AVAILABLE",  # Served: it loads on its first request.
     LoadState.FAILED: "END",
     LoadState.UNLOADED: "END",
 }
@@ -63,14 +64,14 @@ async def predict(
     """Classify `instances` (row format) or `inputs` (columnar): b64 image files or 32x32x3 pixel lists."""
 
     async def work() -> dict[str, Any]:
-        loaded = registry.get(name, _number(version), label)
-        try:
-            body = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise TensorError(f"the request body is not valid JSON ({error})") from error
-        images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
-        pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
-        return tf_serving.predict_response(await loaded.predict_all(pixels), row)
+        async with registry.serve(name, _number(version), label) as loaded:
+            try:
+                body = json.loads(await request.body())
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise TensorError(f"the request body is not valid JSON ({error})") from error
+            images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
+            pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
+            return tf_serving.predict_response(await loaded.predict_all(pixels), row)
 
     return await _answer(work)
 
@@ -106,8 +107,8 @@ async def read_model_metadata(
     """The serving_default signature: uint8 images [-1, 32, 32, 3] in, probabilities [-1, 10] out."""
 
     async def work() -> dict[str, Any]:
-        loaded = registry.get(name, _number(version), label)
-        return tf_serving.metadata(loaded.name, loaded.version)
+        model, number = registry.resolve(name, _number(version), label)
+        return tf_serving.metadata(model, number)
 
     return await _answer(work)
 
@@ -123,7 +124,7 @@ def _number(raw: str | None) -> int | None:
 def _resolve(registry: ModelRegistry, name: str, version: str | None, label: str | None) -> int:
     """The version a /versions/ or /labels/ path names (it need not be loaded, to report its state)."""
     if label is not None:
-        return registry.get(name, label=label).version
+        return registry.resolve(name, label=label)[1]
     number = _number(version)
     if number is None or number not in registry.states(name):
         raise ModelNotFound(f"Servable not found for request: model {name!r} version {version}")

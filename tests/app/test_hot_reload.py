@@ -32,8 +32,9 @@ def _publish_copy(store: Path, name: str, broken: bool = False, accuracy: float 
     """Add a copy of version 1 the way training does (staging folder, then one rename), optionally corrupt."""
     staging = store / name / f"{artifacts.STAGING_PREFIX}copy"
     shutil.copytree(artifacts.version_dir(store, name, 1), staging)
-    if broken:
+    if broken:  # Both ways it could serve: the IR and, behind it, the Keras model.
         (staging / artifacts.MODEL_FILE).write_bytes(b"not a keras file")
+        (staging / artifacts.IR_DIR / "model.bin").write_bytes(b"not weights")
     if accuracy is not None:  # As if that run had scored `accuracy`.
         path = staging / "metadata.json"
         path.write_text(json.dumps(json.loads(path.read_text()) | {"test_accuracy": accuracy}))
@@ -45,8 +46,7 @@ def _publish_copy(store: Path, name: str, broken: bool = False, accuracy: float 
 def test_new_version_is_served_without_restart(store_copy: Path, png_bytes: bytes) -> None:
     with running_client(store_copy) as client:
         _publish_copy(store_copy, "model_1")
-        listing = _wait_for(client, lambda body: body["models"][0]["served_version"] == 2)
-        assert [v["state"] for v in listing["models"][0]["versions"]] == ["available", "available"]
+        _wait_for(client, lambda body: [v["state"] for v in body["models"][0]["versions"]] == ["loaded"] * 2)
         assert client.post("/predict", files={"file": ("a.png", png_bytes)}).json()["version"] == 2
         assert (
             client.post("/predict", files={"file": ("a.png", png_bytes)}, params={"version": 1}).json()["version"] == 1
@@ -57,7 +57,7 @@ def test_broken_version_is_reported_and_never_replaces_a_working_one(store_copy:
     with running_client(store_copy) as client:
         _publish_copy(store_copy, "model_1", broken=True)
         listing = _wait_for(
-            client, lambda body: [v["state"] for v in body["models"][0]["versions"]] == ["available", "failed"]
+            client, lambda body: [v["state"] for v in body["models"][0]["versions"]] == ["loaded", "failed"]
         )
         model = listing["models"][0]
         assert model["versions"][1]["error"]
@@ -81,7 +81,7 @@ def test_a_worse_trial_run_is_held_back_and_a_cli_pin_promotes_it(store_copy: Pa
     with running_client(store_copy) as client:
         _publish_copy(store_copy, "model_1", accuracy=0.0)
         listing = _wait_for(
-            client, lambda body: [v["state"] for v in body["models"][0]["versions"]] == ["available"] * 2
+            client, lambda body: [v["state"] for v in body["models"][0]["versions"]] == ["loaded", "available"]
         )
         model = listing["models"][0]
         assert model["served_version"] == 1
@@ -89,7 +89,7 @@ def test_a_worse_trial_run_is_held_back_and_a_cli_pin_promotes_it(store_copy: Pa
         default = client.post("/predict", files={"file": ("a.png", png_bytes)}).json()
         assert default["version"] == 1
         explicit = client.post("/predict", files={"file": ("a.png", png_bytes)}, params={"version": 2}).json()
-        assert explicit["version"] == 2
+        assert explicit["version"] == 2  # Loaded by this request.
 
         assert cli_main(["serve-policy", "model_1", "--models-dir", str(store_copy), "--pin", "2"]) == 0
         _wait_for(client, lambda body: body["models"][0]["served_version"] == 2)

@@ -17,7 +17,7 @@ def test_models_lists_versions_status_params_accuracy_and_default(client: TestCl
         1,
         181_162,
     )
-    assert model["versions"][0]["state"] == "available"
+    assert model["versions"][0]["state"] == "loaded"
     assert 0.0 <= model["test_accuracy"] <= 1.0
 
 

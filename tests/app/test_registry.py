@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,17 +26,29 @@ from training.core.preprocessing import Scaling
 
 
 class FakeLoader:
-    """Loads any folder as a model that answers its own version number; `broken` folders fail."""
+    """Reads any folder as a version and loads it as a model that answers its own version number;
+    `broken` folders read fine (their JSON is valid) but fail to load (their weights are not)."""
 
     def __init__(self, accuracies: dict[int, float] | None = None) -> None:
         self.broken: set[Path] = set()
         self.loads: list[Path] = []
         self.accuracies = accuracies or {}  # Version -> test accuracy, overriding the name-based default.
+        self.delay = 0.0  # Seconds each load takes.
 
     def __call__(self, folder: Path) -> Servable:
         self.loads.append(folder)
+        time.sleep(self.delay)
         if folder in self.broken:
             raise artifacts.InvalidArtifact("missing model.keras")
+        artifact = self.read(folder)
+        version = artifact.version
+
+        def predict(images: np.ndarray) -> np.ndarray:
+            return np.full((len(images), 10), float(version), np.float32)
+
+        return Servable(artifact, predict)
+
+    def read(self, folder: Path) -> artifacts.Artifact:
         version = int(folder.name)
         accuracy = {"good": 0.9, "fair": 0.6}.get(folder.parent.name, 0.5) + version / 1000
         accuracy = self.accuracies.get(version, accuracy)
@@ -52,12 +65,7 @@ class FakeLoader:
             keras_version="3",
             tensorflow_version="2",
         )
-        artifact = artifacts.Artifact(folder, metadata, summary=None, metrics=None)  # type: ignore[arg-type]
-
-        def predict(images: np.ndarray) -> np.ndarray:
-            return np.full((len(images), 10), float(version), np.float32)
-
-        return Servable(artifact, predict)
+        return artifacts.Artifact(folder, metadata, summary=None, metrics=None)  # type: ignore[arg-type]
 
 
 def run(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -77,7 +85,7 @@ def add(store: Path, name: str, version: int) -> Path:
 
 def registry_for(store: Path, loader: FakeLoader, **settings: Any) -> ModelRegistry:
     executor = ThreadPoolExecutor(max_workers=1)
-    return ModelRegistry(Settings(models_dir=store, **settings), loader=loader, executor=executor)
+    return ModelRegistry(Settings(models_dir=store, **settings), loader=loader, executor=executor, reader=loader.read)
 
 
 def in_loop(store: Path, loader: FakeLoader, body: Callable[[ModelRegistry], Coroutine[Any, Any, None]]) -> None:
@@ -93,19 +101,97 @@ def in_loop(store: Path, loader: FakeLoader, body: Callable[[ModelRegistry], Cor
     run(scenario())
 
 
-def test_refresh_loads_every_version_and_serves_the_newest(store: Path) -> None:
+def test_refresh_loads_the_newest_and_the_others_on_their_first_request(store: Path) -> None:
     add(store, "good", 1)
     add(store, "good", 2)
+    loader = FakeLoader()
 
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()
-        assert registry.available_versions("good") == [1, 2]
+        assert registry.loaded_versions("good") == [2] and registry.servable_versions("good") == [1, 2]
+        assert registry.states("good")[1].state is LoadState.AVAILABLE
         assert registry.get("good").version == 2
-        assert registry.get("good", 1).version == 1
         image = np.zeros((32, 32, 3), np.uint8)
         assert (await registry.get("good").batcher.predict(image))[0] == 2.0
+        assert registry.artifact("good", 1).version == 1  # Its card, without loading it.
+        async with registry.serve("good", 1) as loaded:
+            assert (await loaded.batcher.predict(image))[0] == 1.0
+        assert registry.loaded_versions("good") == [1, 2]
+        assert registry.states("good")[1].state is LoadState.LOADED
 
-    in_loop(store, FakeLoader(), body)
+    in_loop(store, loader, body)
+
+
+def test_concurrent_requests_for_an_unloaded_version_share_one_load(store: Path) -> None:
+    for version in (1, 2):
+        add(store, "good", version)
+    loader = FakeLoader()
+    loader.delay = 0.2
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+
+        async def ask() -> float:
+            async with registry.serve("good", 1) as loaded:
+                return float((await loaded.batcher.predict(np.zeros((32, 32, 3), np.uint8)))[0])
+
+        assert await asyncio.gather(*(ask() for _ in range(8))) == [1.0] * 8
+        assert [folder.name for folder in loader.loads] == ["2", "1"]
+
+    in_loop(store, loader, body)
+
+
+def test_a_load_slower_than_the_timeout_is_503_then_serves_once_done(store: Path) -> None:
+    for version in (1, 2):
+        add(store, "good", version)
+    loader = FakeLoader()
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        loader.delay = 0.3
+        with pytest.raises(ModelNotReady, match=r"still loading after 0\.05 s; retry"):
+            async with registry.serve("good", 1):
+                pass
+        await asyncio.sleep(0.5)  # The load went on without the request that started it.
+        async with registry.serve("good", 1) as loaded:
+            assert loaded.version == 1
+        assert len(loader.loads) == 2
+
+    async def scenario() -> None:
+        registry = registry_for(store, loader, version_load_timeout_seconds=0.05)
+        try:
+            await body(registry)
+        finally:
+            await registry.close()
+
+    run(scenario())
+
+
+def test_beyond_the_limit_the_least_recently_used_idle_version_is_unloaded(store: Path) -> None:
+    for version in range(1, 6):
+        add(store, "good", version)
+    loader = FakeLoader()
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()  # Version 5, the default, is loaded and always stays.
+        async with registry.serve("good", 1):  # Busy all along: never unloaded, though the oldest.
+            for version in (2, 3, 4):
+                async with registry.serve("good", version):
+                    pass
+            assert registry.loaded_versions("good") == [1, 4, 5]
+            assert registry.states("good")[2].state is LoadState.AVAILABLE
+        async with registry.serve("good", 2):
+            pass
+        assert registry.loaded_versions("good") == [2, 4, 5]  # Version 1, now idle and oldest, made room.
+
+    async def scenario() -> None:
+        registry = registry_for(store, loader, max_loaded_versions=3)
+        try:
+            await body(registry)
+        finally:
+            await registry.close()
+
+    run(scenario())
 
 
 def test_a_failed_load_is_reported_and_never_served(store: Path) -> None:
@@ -205,7 +291,8 @@ def test_a_worse_new_version_is_held_back_and_reachable_only_explicitly(store: P
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()
         assert registry.get("m").version == 1
-        assert registry.get("m", 2).version == 2
+        async with registry.serve("m", 2) as loaded:
+            assert loaded.version == 2
         held_back = registry.serving("m").held_back
         assert list(held_back) == [2] and "10.00%" in held_back[2] and "60.80%" in held_back[2]
 
@@ -251,7 +338,8 @@ def test_latest_n_loads_only_the_newest_versions_plus_labelled_ones(store: Path)
 
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()
-        assert registry.available_versions("m") == [1, 3, 4]
+        assert registry.servable_versions("m") == [1, 3, 4]
+        assert registry.loaded_versions("m") == [1, 4]  # The labelled one and the default.
         assert registry.states("m")[2].state is LoadState.UNLOADED
         with pytest.raises(ModelNotReady, match="unloaded"):
             registry.get("m", 2)
@@ -266,7 +354,7 @@ def test_specific_versions_policy(store: Path) -> None:
 
     async def body(registry: ModelRegistry) -> None:
         await registry.refresh()
-        assert registry.available_versions("m") == [2] and registry.get("m").version == 2
+        assert registry.servable_versions("m") == [2] and registry.get("m").version == 2
 
     in_loop(store, FakeLoader(), body)
 
@@ -280,7 +368,7 @@ def test_an_invalid_policy_file_is_reported_and_ignored(store: Path) -> None:
         await registry.refresh()
         serving = registry.serving("m")
         assert serving.policy_error is not None and "cuont" in serving.policy_error
-        assert registry.available_versions("m") == [1, 2] and registry.get("m").version == 2
+        assert registry.servable_versions("m") == [1, 2] and registry.get("m").version == 2
 
     in_loop(store, FakeLoader(), body)
 
@@ -297,10 +385,10 @@ def test_a_policy_change_takes_effect_at_the_next_scan(store: Path) -> None:
         assert registry.get("m").version == 1
         policy.save_policy(store, "m", policy.ServingPolicy(load=policy.LoadPolicy.LATEST, count=1))
         await registry.refresh()
-        assert registry.available_versions("m") == [2]
+        assert registry.servable_versions("m") == [2]
         (store / "m" / policy.POLICY_FILE).unlink()
         await registry.refresh()
-        assert registry.available_versions("m") == [1, 2]
+        assert registry.servable_versions("m") == [1, 2]
 
     in_loop(store, FakeLoader(), body)
 

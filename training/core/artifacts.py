@@ -249,13 +249,6 @@ class CompiledIR(Record):
         description="Median latency at publish, per batch size: {'1': {'openvino': ms, 'tensorflow': ms}, ...}."
     )
 
-    def slower_than_tensorflow(self) -> str | None:
-        """None when the IR was at least as fast as TensorFlow at every batch size measured; else the timings."""
-        for size, timings in self.milliseconds.items():
-            if timings["openvino"] > timings["tensorflow"]:
-                return f"{timings['openvino']:.2f} ms against {timings['tensorflow']:.2f} ms for a batch of {size}"
-        return None
-
 
 class Metrics(Record):
     """metrics.json: how the version was trained and how it scores on the test set."""
