@@ -305,19 +305,21 @@ class ModelRegistry:
                 await self._unload(name, version)
             elif self._needs_read(states.get(version), folder):
                 self._read(name, version, folder)
-        while True:  # Until every version that must be in memory is, or has failed and been replaced.
-            self._serving[name] = self._decide(name, policy, policy_error)
-            missing = [version for version in self._pinned(name) if (name, version) not in self._loaded]
+        # The decision is published only once every version it keeps in memory is loaded: until then
+        # requests follow the previous one, so a new default that fails to load is never routed to.
+        while True:
+            serving = self._decide(name, policy, policy_error)
+            missing = [version for version in self._pinned(name, serving) if (name, version) not in self._loaded]
             if not missing:
+                self._serving[name] = serving
                 break
             for version in missing:
                 with contextlib.suppress(Exception):  # Recorded as FAILED by _load; the gate decides without it.
                     await self._load_once(name, version)
         await self._make_room(name)
 
-    def _pinned(self, name: str) -> list[int]:
+    def _pinned(self, name: str, serving: Serving) -> list[int]:
         """Versions kept in memory: the default, and every labelled or pinned one that can serve."""
-        serving = self._serving[name]
         chosen = {*serving.policy.labels.values(), serving.policy.default_version, serving.default_version}
         states = self._states.get(name, {})
         return sorted(v for v in chosen if v is not None and v in states and states[v].state in SERVABLE)
@@ -432,7 +434,7 @@ class ModelRegistry:
         """Unload the least recently used versions beyond MAX_LOADED_VERSIONS, sparing the pinned and the busy."""
         if name not in self._serving:
             return
-        spared = set(self._pinned(name))
+        spared = set(self._pinned(name, self._serving[name]))
         loaded = [self._loaded[(name, v)] for v in self.loaded_versions(name)]
         excess = len(loaded) - self.settings.max_loaded_versions
         for candidate in sorted(loaded, key=lambda model: model.last_used):

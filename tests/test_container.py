@@ -111,7 +111,7 @@ def test_train_in_a_container_then_serve_the_new_version(compose_env: dict[str, 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         model = httpx.get(f"{base}/models", timeout=10).json()["models"][0]
-        if any(v["version"] == new and v["state"] == "available" for v in model["versions"]):
+        if any(v["version"] == new and v["held_back"] for v in model["versions"]):
             break
         time.sleep(1)
     assert model["served_version"] == served_before, model

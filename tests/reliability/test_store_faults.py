@@ -98,9 +98,11 @@ def test_a_truncated_new_version_is_reported_then_loaded_once_fixed(tiny_store: 
     with _server_over_copy(tiny_store, tmp_path) as (server, store):
         staging = tmp_path / "3"
         shutil.copytree(store / "model_1" / "1", staging)
-        model_file = staging / artifacts.MODEL_FILE
-        good = model_file.read_bytes()
-        model_file.write_bytes(good[: len(good) // 2])
+        # A copy cut short: the weights it could serve from, the IR's and the Keras model's, both halved.
+        weight_files = [staging / artifacts.MODEL_FILE, staging / artifacts.IR_DIR / "model.bin"]
+        good = [path.read_bytes() for path in weight_files]
+        for path, content in zip(weight_files, good, strict=True):
+            path.write_bytes(content[: len(content) // 2])
         outcomes = _during_load(server.url, lambda: staging.rename(store / "model_1" / "3"))
 
         def version_3() -> dict:
@@ -110,8 +112,9 @@ def test_a_truncated_new_version_is_reported_then_loaded_once_fixed(tiny_store: 
         _wait_for(lambda: version_3().get("state") == "failed")
         failed = version_3()
         served_meanwhile = _served_version(server)
-        (store / "model_1" / "3" / artifacts.MODEL_FILE).write_bytes(good)
-        _wait_for(lambda: version_3().get("state") == "available")
+        for path, content in zip(weight_files, good, strict=True):
+            (store / "model_1" / "3" / path.relative_to(staging)).write_bytes(content)
+        _wait_for(lambda: version_3().get("state") == "loaded")
     print("truncated version:", dict(outcomes), failed["error"])
     assert set(outcomes) == {200}, outcomes
     assert served_meanwhile == 2
