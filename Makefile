@@ -38,10 +38,12 @@ test: lint test-fast
 # The runtime lock is resolved inside the dev lock, so the image runs exactly the versions the tests ran.
 lock: install
 	$(PY) -m pip install -q uv
-	$(VENV)/bin/uv pip compile pyproject.toml --extra test --upgrade --python-version 3.11 \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra train --extra test --upgrade --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra train --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --constraints requirements-dev.lock -o requirements.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
-		--constraints requirements-dev.lock -o requirements.lock
+		--constraints requirements-dev.lock -o requirements-serve.lock
 
 bench-train: install
 	$(PY) bench/train_throughput.py

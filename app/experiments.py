@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from app.statistics import spread, welch
 from training.core.runs import RunRecord
+from training.core.statistics import spread, welch
 
 Runs = dict[str, dict[str, list[RunRecord]]]  # model -> group -> runs
 

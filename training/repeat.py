@@ -13,11 +13,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 from training import workers
 from training.architectures import get_architecture
-from training.core import runs
+from training.core import runs, statistics
 from training.train import TrainOptions, train
 
 
@@ -59,6 +57,7 @@ def repeat(
         runs.load_run(models_dir, name, group, seed).metrics.test_accuracy
         for seed in runs.list_runs(models_dir, name)[group]
     ]
-    spread = np.std(accuracies, ddof=1) if len(accuracies) > 1 else 0.0
-    print(f"{name} {group}: {len(accuracies)} seeds, test accuracy {np.mean(accuracies):.2%} +- {spread:.2%} (sd)")
+    summary = statistics.spread(accuracies)
+    interval = f", 95% CI {summary.ci_low:.2%} to {summary.ci_high:.2%}" if summary.ci_low is not None else ""
+    print(f"{name} {group}: {summary.n} seeds, test accuracy {summary.mean:.2%} +- {summary.sd:.2%} (sd){interval}")
     return accuracies

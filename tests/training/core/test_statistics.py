@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from app.statistics import spread, welch
+from training.core.statistics import spread, t_quantile, t_tail, welch
 
 MODEL_1 = [0.6080, 0.6312, 0.6190, 0.6255, 0.6011]
 MODEL_2 = [0.4800, 0.4655, 0.4902, 0.4713, 0.4870]
@@ -41,3 +41,15 @@ def test_welch_matches_scipys_unequal_variance_t_test() -> None:
 
 def test_overlapping_samples_are_not_significant() -> None:
     assert not welch([0.60, 0.62, 0.61], [0.61, 0.60, 0.63]).significant
+
+
+@pytest.mark.parametrize("degrees", [1, 2, 4, 7.3, 30, 1000])
+def test_students_t_matches_scipys(degrees: float) -> None:
+    assert t_quantile(0.975, degrees) == pytest.approx(stats.t.ppf(0.975, degrees), rel=1e-10)
+    for t in (0.0, 0.7, 2.1, 9.0):
+        assert t_tail(t, degrees) == pytest.approx(stats.t.sf(t, degrees), rel=1e-9, abs=1e-15)
+
+
+def test_a_probability_outside_the_upper_half_is_refused() -> None:
+    with pytest.raises(ValueError, match="not in"):
+        t_quantile(0.4, 3)

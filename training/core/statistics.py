@@ -2,6 +2,9 @@
 
 Test accuracies over seeds are few (5-ish) and their variances need not be equal between
 models, so intervals use Student's t, and differences Welch's unequal-variance t-test.
+In the neutral core: `python -m training repeat` prints them, the service's comparison
+serves them. Student's t comes from mpmath's regularized incomplete beta function, a
+small pure-Python library (the quantile by bisection on it), so the serving image needs no SciPy.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import mpmath
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 
@@ -50,7 +53,7 @@ def spread(values: Sequence[float]) -> Spread:
     if n == 1:
         return Spread(1, mean, 0.0, None, None)
     sd = float(data.std(ddof=1))
-    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, n - 1)) * sd / math.sqrt(n)
+    half = t_quantile((1 + CONFIDENCE) / 2, n - 1) * sd / math.sqrt(n)
     return Spread(n, mean, sd, mean - half, mean + half)
 
 
@@ -65,6 +68,26 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Difference:
     if standard_error == 0:
         return Difference(difference, difference, difference, math.inf, 0.0 if difference else 1.0)
     degrees = (variance_a + variance_b) ** 2 / (variance_a**2 / (len(first) - 1) + variance_b**2 / (len(second) - 1))
-    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, degrees)) * standard_error
-    p_value = float(2 * stats.t.sf(abs(difference) / standard_error, degrees))
+    half = t_quantile((1 + CONFIDENCE) / 2, degrees) * standard_error
+    p_value = 2 * t_tail(abs(difference) / standard_error, degrees)
     return Difference(difference, difference - half, difference + half, float(degrees), p_value)
+
+
+def t_tail(t: float, degrees: float) -> float:
+    """P(T > t) for Student's t with `degrees` degrees of freedom, t >= 0: I_x(df/2, 1/2) / 2, x = df/(df+t^2)."""
+    x = degrees / (degrees + t * t)
+    return float(mpmath.betainc(degrees / 2, 0.5, 0, x, regularized=True)) / 2
+
+
+def t_quantile(probability: float, degrees: float) -> float:
+    """The t with P(T <= t) = probability (above one half): bisection on the tail, which falls with t."""
+    if not 0.5 < probability < 1:
+        raise ValueError(f"probability {probability} is not in (0.5, 1)")
+    tail = 1 - probability
+    low, high = 0.0, 1.0
+    while t_tail(high, degrees) > tail:
+        low, high = high, 2 * high
+    while high - low > 1e-12 * high:
+        middle = (low + high) / 2
+        low, high = (middle, high) if t_tail(middle, degrees) > tail else (low, middle)
+    return (low + high) / 2
