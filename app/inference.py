@@ -67,8 +67,14 @@ def load_servable(folder: Path, options: BackendOptions = TENSORFLOW_ONLY) -> Se
 
 def _tensorflow_forward(folder: Path, metadata: artifacts.Metadata, threads: int) -> Predict:
     """The version's forward pass on TensorFlow (the reference), imported here on first use only."""
-    configure_tensorflow(threads)
-    from training.core.forward import forward_for
+    try:
+        configure_tensorflow(threads)
+        from training.core.forward import forward_for
+    except ImportError as error:  # The serving image: OpenVINO only.
+        raise artifacts.InvalidArtifact(
+            f"no OpenVINO IR serves this version and TensorFlow is not installed ({error.name}); "
+            "`python -m training export NAME` adds the IR"
+        ) from error
 
     forward = forward_for(artifacts.load_keras_model(folder), metadata)
     return lambda images: np.asarray(forward(images).numpy())

@@ -83,15 +83,24 @@ def _timed(name: str, env: dict[str, str], *args: str, timeout: float = 900) -> 
     return result
 
 
+def _image_megabytes(image: str) -> float:
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", image, "--format", "{{.Size}}"], capture_output=True, text=True, check=True
+    )
+    return int(inspected.stdout.strip()) / 1e6
+
+
 def test_train_in_a_container_then_serve_the_new_version(compose_env: dict[str, str]) -> None:
-    _timed("build", compose_env, "build", "api")
-    size = subprocess.run(
-        ["docker", "image", "inspect", "cifar10-service:latest", "--format", "{{.Size}}"],
+    _timed("build", compose_env, "build", "api", "train")
+    serve, train = _image_megabytes("cifar10-service:serve"), _image_megabytes("cifar10-service:train")
+    print(f"\nimage sizes: serve {serve:.0f} MB, train {train:.0f} MB")
+    assert serve <= 500, f"the serving image is {serve:.0f} MB"
+    no_tensorflow = subprocess.run(
+        ["docker", "run", "--rm", "cifar10-service:serve", "python", "-c", "import tensorflow"],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
-    print(f"\nimage size: {int(size) / 1e6:.0f} MB")
+    )
+    assert no_tensorflow.returncode != 0 and "No module named 'tensorflow'" in no_tensorflow.stderr
 
     start = time.monotonic()
     _compose(compose_env, "up", "-d", "api")
