@@ -15,6 +15,8 @@ second, p50/p95/p99 latency and the ratios.
     python bench/serve_throughput.py --model whitened_convnet --versions 3,4 --backends tensorflow,openvino \
         --endpoints predict   # one server per backend, in turn; every cell against the first one
 
+    python bench/serve_throughput.py --model whitened_convnet --trees /tmp/old,. --rounds 2 --concurrency 1,32
+        # old code against new (a `git worktree` of an earlier commit), this checkout's store
     python bench/serve_throughput.py --model model_1 --policies fixed,eager,adaptive --rounds 2 \
         --concurrency 1,2,4,8,16,32,64 --seconds 4   # the micro-batcher's policies, all servers up at
         # once, cells alternated (ABBA) so the machine's drift hits each policy alike
@@ -88,6 +90,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="server processes (WORKERS), sharing the CPUs")
     parser.add_argument("--policies", help="comma-separated BATCH_POLICY values, one server each, in turn")
     parser.add_argument(
+        "--trees", help="comma-separated source trees (git worktrees), one server each: old code against new"
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=0,
@@ -111,15 +116,21 @@ def main() -> int:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     backends = args.backends.split(",") if args.backends else [os.environ.get("INFERENCE_BACKEND", "auto")]
     policies = args.policies.split(",") if args.policies else [os.environ.get("BATCH_POLICY", "")]
-    servers = {_label(backend, policy): (backend, policy) for backend in backends for policy in policies}
+    trees = [Path(tree).resolve() for tree in args.trees.split(",")] if args.trees else [REPO]
+    servers = {
+        _label(backend, policy, tree if len(trees) > 1 else None): (backend, policy, tree)
+        for tree in trees
+        for backend in backends
+        for policy in policies
+    }
     print(machine.describe(), f"- {args.workers} server process(es)")
     results: dict[tuple[str, str, int], dict] = {}
     if args.rounds:
         _interleaved(args, servers, endpoints, request_body("predict", image.read_bytes()), concurrencies, results)
     else:
-        for label, (backend, policy) in servers.items():
+        for label, (backend, policy, tree) in servers.items():
             print(f"\n== {label}", flush=True)
-            with _server(args.model, args.port, backend, args.workers, policy) as base:
+            with _server(args.model, args.port, backend, args.workers, policy, tree) as base:
                 for name, path in endpoints.items():
                     url = base + path.format(model=args.model, version_query="")
                     request = request_body(name.split("@")[0], image.read_bytes())
@@ -136,7 +147,7 @@ def main() -> int:
 
 def _interleaved(
     args: argparse.Namespace,
-    servers: dict[str, tuple[str, str]],
+    servers: dict[str, tuple[str, str, Path]],
     endpoints: dict[str, str],
     request: tuple[bytes, str, tuple[str, str] | None],
     concurrencies: list[int],
@@ -145,8 +156,8 @@ def _interleaved(
     """Every server up at once (one port each; an idle one costs nothing), cells alternated per concurrency."""
     with contextlib.ExitStack() as stack:
         bases = {
-            label: stack.enter_context(_server(args.model, args.port + i, backend, args.workers, policy))
-            for i, (label, (backend, policy)) in enumerate(servers.items())
+            label: stack.enter_context(_server(args.model, args.port + i, backend, args.workers, policy, tree))
+            for i, (label, (backend, policy, tree)) in enumerate(servers.items())
         }
         urls = {
             label: base + ENDPOINTS["predict"].format(model=args.model, version_query="")
@@ -176,21 +187,26 @@ def _print_cell(name: str, concurrency: int, r: dict) -> None:
     )
 
 
-def _label(backend: str, policy: str) -> str:
-    return f"{backend} / {policy}" if policy else backend
+def _label(backend: str, policy: str, tree: Path | None = None) -> str:
+    label = f"{backend} / {policy}" if policy else backend
+    return f"{tree.name} / {label}" if tree else label
 
 
 @contextlib.contextmanager
-def _server(model: str, port: int, backend: str, workers: int = 1, policy: str = "") -> Iterator[str]:
-    """The service plus bench/baseline_app.py's reference endpoints, in uvicorn, until the block ends."""
+def _server(
+    model: str, port: int, backend: str, workers: int = 1, policy: str = "", tree: Path = REPO
+) -> Iterator[str]:
+    """The service plus bench/baseline_app.py's reference endpoints of source tree `tree` (its code, this
+    checkout's model store), in uvicorn, until the block ends."""
     env = {
         **os.environ,
         "BENCH_MODEL": model,
         "MODELS_DIR": str(REPO / "models"),
+        "HOME": tempfile.mkdtemp(prefix="bench-home-"),  # No cache from an earlier start.
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "POLL_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "warning",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": str(tree),
         "INFERENCE_BACKEND": backend,
         "WORKERS": str(workers),  # Each worker's thread pools get CPUs / WORKERS threads.
     }
@@ -198,7 +214,7 @@ def _server(model: str, port: int, backend: str, workers: int = 1, policy: str =
         env["BATCH_POLICY"] = policy
     command = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
-    server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"], cwd=REPO, env=env)
+    server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"], cwd=tree, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base)
