@@ -8,7 +8,8 @@ Both sit in the same process as /predict, so the three are measured alike.
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
 from fastapi import File, UploadFile
 
@@ -22,13 +23,18 @@ _settings = app.state.settings
 _name = os.environ["BENCH_MODEL"]
 _folder = artifacts.version_dir(_settings.models_dir, _name)
 _metadata = artifacts.load_artifact(_folder).metadata
-_model = artifacts.load_keras_model(_folder)
+
+
+@cache
+def _model() -> Any:
+    """Loaded on the first naive request only: /predict is measured without TensorFlow in the process."""
+    return artifacts.load_keras_model(_folder)
 
 
 @app.post("/bench/naive")
 def naive_predict(file: Annotated[UploadFile, File()]) -> dict:
     image = decode_image(file.file.read(), _settings.max_image_pixels)
-    probabilities = _model.predict(scale_images(image[None], _metadata.scaling), verbose=0)[0]
+    probabilities = _model().predict(scale_images(image[None], _metadata.scaling), verbose=0)[0]
     return {"class_index": int(probabilities.argmax())}
 
 
