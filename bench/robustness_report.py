@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -29,13 +31,13 @@ from training.core.forward import forward_for, predict_in_batches  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
 
 
-def measure(folder: Path, images: object, labels: object) -> dict[str, float]:
+def measure(folder: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     artifact = artifacts.load_artifact(folder)
     model = artifacts.load_keras_model(folder)
     metadata = artifact.metadata
     forward = forward_for(model, metadata)
 
-    def predict(batch: object) -> object:
+    def predict(batch: np.ndarray) -> np.ndarray:
         return predict_in_batches(forward, batch)
 
     start = time.perf_counter()

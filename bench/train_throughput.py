@@ -61,11 +61,13 @@ def _run_children(name: str, steps: int, epochs: int, roles: list[tuple[str, fro
         for role, share in roles
     ]
     for process in children:  # Each has imported TensorFlow and loaded its data ...
+        assert process.stdout is not None and process.stdin is not None  # Both piped above.
         while (line := process.stdout.readline()) and line.strip() != "ready":
             pass
         if not line:
             raise RuntimeError(f"a {name} measurement did not start")
     for process in children:  # ... before any starts training.
+        assert process.stdin is not None
         process.stdin.write("go\n")
         process.stdin.flush()
     rates = [json.loads(process.communicate()[0].splitlines()[-1])["rate"] for process in children]
