@@ -1,4 +1,14 @@
-"""`python -m training train|calibrate|list|export-samples`: the training side's command line."""
+"""`python -m training COMMAND`: the training side's command line.
+
+    train           train an architecture and publish a new version (compiled copies included)
+    calibrate       fit a temperature for a version and publish the calibrated copy
+    quantize        publish an int8 copy of a version, with what it scores
+    repeat          train a recipe with several seeds, as a run group (the comparison's evidence)
+    serve-policy    write a model's serving.json: which versions serve, pin, labels
+    list            the architectures and their recipes
+    export          add the compiled copies (SavedModel, OpenVINO IR) older versions lack
+    export-samples  write CIFAR-10 test images as PNGs for the web page
+"""
 
 from __future__ import annotations
 
@@ -100,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("name", help="model name, e.g. whitened_convnet")
     export.add_argument("--version", type=int, help="one version (default: every version of the model)")
     export.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
+    export.add_argument(
+        "--format", choices=["all", "saved_model", "ir"], default="all", help="which copies to add (default: all)"
+    )
     samples = commands.add_parser("export-samples", help="write CIFAR-10 test images as PNGs for the web page")
     samples.add_argument("--out", type=Path, default=Path("app/static/samples"))
     samples.add_argument("--per-class", type=int, default=4)
@@ -124,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "repeat":
         return _repeat(args)
     if args.command == "export":
-        return _export(args.models_dir, args.name, args.version)
+        return _export(args.models_dir, args.name, args.version, args.format)
     for flag in ("epochs", "batch_size", "limit"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -200,9 +213,9 @@ def _repeat(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(models_dir: Path, name: str, version: int | None) -> int:
+def _export(models_dir: Path, name: str, version: int | None, which: str = "all") -> int:
     from training.core.artifacts import ArtifactNotFound, InvalidArtifact, list_versions, version_dir
-    from training.export import export_version
+    from training.export import FORMATS, export_version
 
     try:
         versions = [version] if version is not None else list_versions(models_dir, name)
@@ -210,7 +223,7 @@ def _export(models_dir: Path, name: str, version: int | None) -> int:
             raise ArtifactNotFound(f"model {name!r} has no versions in {models_dir}")
         for number in versions:
             folder = version_dir(models_dir, name, number)
-            added = export_version(folder)
+            added = export_version(folder, FORMATS if which == "all" else (which,))
             print(f"{folder}: added {' and '.join(added)}" if added else f"{folder}: complete, nothing to add")
     except (ArtifactNotFound, InvalidArtifact) as error:
         print(f"error: {error}", file=sys.stderr)

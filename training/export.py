@@ -118,15 +118,18 @@ def _median_ms(predict: Callable[[np.ndarray], Any], images: np.ndarray, repeats
     return 1000 * statistics.median(timings)
 
 
-def export_version(folder: Path) -> list[str]:
-    """Add whichever compiled copy an existing version lacks; returns what was added."""
+FORMATS = ("saved_model", "ir")
+
+
+def export_version(folder: Path, formats: tuple[str, ...] = FORMATS) -> list[str]:
+    """Add whichever of the compiled copies in `formats` an existing version lacks; returns what was added."""
     artifact = artifacts.load_artifact(folder)
     model, added = None, []
-    if not (folder / artifacts.SAVED_MODEL_FILE).is_file():
+    if "saved_model" in formats and not (folder / artifacts.SAVED_MODEL_FILE).is_file():
         model = artifacts.load_keras_model(folder)
         write_saved_model(model, artifact.metadata, folder)
         added.append("SavedModel")
-    if artifacts.load_ir_record(folder) is None:
+    if "ir" in formats and artifacts.load_ir_record(folder) is None:
         model = model or artifacts.load_keras_model(folder)
         if write_ir(model, artifact.metadata, folder) is not None:
             added.append("OpenVINO IR")
