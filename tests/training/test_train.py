@@ -25,7 +25,10 @@ from training.train import TrainOptions, _recipe_with_overrides, train, without_
 def test_a_run_publishes_a_complete_loadable_version(tiny_store: Path) -> None:
     folder = artifacts.version_dir(tiny_store, "model_1", 1)
     saved_model = ["assets", "fingerprint.pb", artifacts.SAVED_MODEL_FILE, "variables"]  # training/export.py
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*artifacts.ARTIFACT_FILES, *saved_model])
+    compiled = [*saved_model, artifacts.IR_DIR]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*artifacts.ARTIFACT_FILES, *compiled])
+    ir = sorted(p.name for p in (folder / artifacts.IR_DIR).iterdir())
+    assert ir == [artifacts.IR_RECORD_FILE, "model.bin", artifacts.IR_MODEL_FILE]
     model = keras.saving.load_model(folder / artifacts.MODEL_FILE, compile=False)
     assert model.count_params() == 181_162
     assert not model.compiled  # No optimizer state: the artifact stays small.
@@ -52,7 +55,7 @@ def test_stored_accuracy_is_the_serving_forward_pass_accuracy(tiny_store: Path, 
     metadata = artifacts.load_artifact(folder).metadata
     model = artifacts.load_keras_model(folder)
     dataset = load_cifar10(tiny_cifar_dir)
-    probabilities = forward_for(model, metadata.scaling)(dataset.x_test).numpy()
+    probabilities = make_forward(model, metadata.scaling)(dataset.x_test).numpy()
     assert metadata.test_accuracy == float((probabilities.argmax(1) == dataset.y_test).mean())
     assert metadata.class_names[0] == "airplane" and metadata.input_dtype == "uint8"
 
@@ -202,7 +205,7 @@ def test_a_copy_with_other_views_stores_the_accuracy_of_the_forward_pass_it_serv
     assert copy.metrics.test_time_augmentation is TestTimeAugmentation.HFLIP
     model = artifacts.load_keras_model(published)
     metadata = copy.metadata
-    forward = make_forward(model, metadata)
+    forward = forward_for(model, metadata)
     dataset = load_cifar10(tiny_cifar_dir)
     served = forward(dataset.x_test).numpy().argmax(axis=1)
     assert metadata.test_accuracy == pytest.approx(float((served == dataset.y_test).mean()))
