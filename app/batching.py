@@ -77,7 +77,7 @@ class MicroBatcher:
         executor: Executor,
         max_batch_size: int,
         max_wait_ms: float,
-        policy: BatchPolicy = BatchPolicy.FIXED,
+        policy: BatchPolicy = BatchPolicy.ADAPTIVE,
     ) -> None:
         self._predict = predict
         self._executor = executor

@@ -41,10 +41,11 @@ class Settings(BaseSettings):
         description="Micro-batching: the longest a batch waits for the requests its policy expects (an upper bound).",
     )
     batch_policy: BatchPolicy = Field(
-        BatchPolicy.FIXED,
+        BatchPolicy.ADAPTIVE,
         description=(
-            "Micro-batching: fixed (up to BATCH_MAX_WAIT_MS for a full batch after any batch of several), adaptive "
-            "(wait only for as many requests as the previous batch held) or eager (never wait)."
+            "Micro-batching: adaptive (wait only for as many requests as the previous batch held, each for at most "
+            "what it saves: a forward pass's fixed cost, measured), eager (never wait) or fixed (up to "
+            "BATCH_MAX_WAIT_MS for a full batch after any batch of several; the former rule)."
         ),
     )
     promotion_margin_points: float = Field(

@@ -69,7 +69,9 @@ def test_a_lone_request_is_not_held_back_waiting_for_companions() -> None:
 
 def test_under_concurrent_load_a_batch_waits_for_late_arrivals() -> None:
     async def scenario() -> None:
-        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=2_000)
+        batcher = MicroBatcher(
+            _identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=2_000, policy=BatchPolicy.FIXED
+        )
         image = np.zeros((32, 32, 3), np.uint8)
         await asyncio.gather(*(batcher.predict(image) for _ in range(3)))  # Concurrent traffic...
         early = asyncio.create_task(batcher.predict(image))
@@ -112,7 +114,9 @@ def test_closing_while_a_batch_gathers_late_arrivals_answers_it_at_once() -> Non
     """The batch being filled is off the queue: closing must neither drop it nor let it wait for companions."""
 
     async def scenario() -> list[np.ndarray]:
-        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=60_000)
+        batcher = MicroBatcher(
+            _identity_rows, ThreadPoolExecutor(1), max_batch_size=8, max_wait_ms=60_000, policy=BatchPolicy.FIXED
+        )
         image = np.zeros((32, 32, 3), np.uint8)
         await asyncio.gather(*(batcher.predict(image) for _ in range(8)))  # A full batch: traffic is concurrent...
         gathering = [asyncio.ensure_future(batcher.predict(image)) for _ in range(2)]
