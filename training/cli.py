@@ -1,13 +1,13 @@
 """`python -m training COMMAND`: the training side's command line.
 
-    train           train an architecture and publish a new version (compiled copies included)
-    calibrate       fit a temperature for a version and publish the calibrated copy
-    quantize        publish an int8 copy of a version, with what it scores
-    repeat          train a recipe with several seeds, as a run group (the comparison's evidence)
-    serve-policy    write a model's serving.json: which versions serve, pin, labels
-    list            the architectures and their recipes
-    export          add the compiled copies (SavedModel, OpenVINO IR) older versions lack
-    export-samples  write CIFAR-10 test images as PNGs for the web page
+train           train an architecture and publish a new version (compiled copies included)
+calibrate       fit a temperature for a version and publish the calibrated copy
+quantize        publish an int8 copy of a version, with what it scores
+repeat          train a recipe with several seeds, as a run group (the comparison's evidence)
+serve-policy    write a model's serving.json: which versions serve, pin, labels
+list            the architectures and their recipes
+export          add the compiled copies (SavedModel, OpenVINO IR) older versions lack
+export-samples  write CIFAR-10 test images as PNGs for the web page
 """
 
 from __future__ import annotations

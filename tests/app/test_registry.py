@@ -88,11 +88,13 @@ def registry_for(store: Path, loader: FakeLoader, **settings: Any) -> ModelRegis
     return ModelRegistry(Settings(models_dir=store, **settings), loader=loader, executor=executor, reader=loader.read)
 
 
-def in_loop(store: Path, loader: FakeLoader, body: Callable[[ModelRegistry], Coroutine[Any, Any, None]]) -> None:
+def in_loop(
+    store: Path, loader: FakeLoader, body: Callable[[ModelRegistry], Coroutine[Any, Any, None]], **settings: Any
+) -> None:
     """Run `body` against a fresh registry inside one event loop, closing it afterwards."""
 
     async def scenario() -> None:
-        registry = registry_for(store, loader)
+        registry = registry_for(store, loader, **settings)
         try:
             await body(registry)
         finally:
@@ -157,14 +159,7 @@ def test_a_load_slower_than_the_timeout_is_503_then_serves_once_done(store: Path
             assert loaded.version == 1
         assert len(loader.loads) == 2
 
-    async def scenario() -> None:
-        registry = registry_for(store, loader, version_load_timeout_seconds=0.05)
-        try:
-            await body(registry)
-        finally:
-            await registry.close()
-
-    run(scenario())
+    in_loop(store, loader, body, version_load_timeout_seconds=0.05)
 
 
 def test_beyond_the_limit_the_least_recently_used_idle_version_is_unloaded(store: Path) -> None:
@@ -184,14 +179,7 @@ def test_beyond_the_limit_the_least_recently_used_idle_version_is_unloaded(store
             pass
         assert registry.loaded_versions("good") == [2, 4, 5]  # Version 1, now idle and oldest, made room.
 
-    async def scenario() -> None:
-        registry = registry_for(store, loader, max_loaded_versions=3)
-        try:
-            await body(registry)
-        finally:
-            await registry.close()
-
-    run(scenario())
+    in_loop(store, loader, body, max_loaded_versions=3)
 
 
 def test_a_failed_load_is_reported_and_never_served(store: Path) -> None:
