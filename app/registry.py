@@ -394,16 +394,16 @@ class ModelRegistry:
 
     async def _load(self, name: str, version: int) -> LoadedModel:
         states = self._states[name]
-        previous = states[version]
-        states[version] = replace(previous, state=LoadState.LOADING)
+        states[version] = replace(states[version], state=LoadState.LOADING)
         folder = self.settings.models_dir / name / str(version)
         files = artifacts.signature(folder)
         try:
             servable = await asyncio.get_running_loop().run_in_executor(self._load_executor, self._loader, folder)
         except Exception as error:  # A broken artifact must never take the service down.
-            self._fail(name, version, error, files)
+            if self._still_loading(name, version):
+                self._fail(name, version, error, files)
             raise
-        if states.get(version) is not None and states[version].state is not LoadState.LOADING:
+        if not self._still_loading(name, version):  # Removed, or dropped by the policy, meanwhile.
             raise ModelNotReady(f"model {name!r} version {version} was removed while it loaded")
         batcher = MicroBatcher(
             servable.predict,
@@ -429,6 +429,10 @@ class ModelRegistry:
             logger.info("model %s version %s not on %s: %s", name, version, backend, reason)
         await self._make_room(name)
         return loaded
+
+    def _still_loading(self, name: str, version: int) -> bool:
+        state = self._states.get(name, {}).get(version)
+        return state is not None and state.state is LoadState.LOADING
 
     async def _make_room(self, name: str) -> None:
         """Unload the least recently used versions beyond MAX_LOADED_VERSIONS, sparing the pinned and the busy."""
