@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
 import keras
 
+from training.core.staging import staged_file
 from training.provenance import RunDescription
 
 HISTORY_FILE = "history.csv"
@@ -66,9 +66,8 @@ def read_history(folder: Path) -> list[dict[str, int | float]]:
 
 def save_fitted_weights(model: keras.Model, folder: Path) -> None:
     """Atomically: a half-written file would look like a finished run."""
-    temporary = folder / f".tmp-{FITTED_WEIGHTS}"
-    model.save_weights(str(temporary))
-    os.replace(temporary, folder / FITTED_WEIGHTS)
+    with staged_file(folder / FITTED_WEIGHTS) as temporary:  # Its name keeps the .weights.h5 Keras needs.
+        model.save_weights(str(temporary))
 
 
 def has_fitted_weights(folder: Path) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from training.core.classes import CLASS_NAMES
+from training.core.staging import staged_dir
 
 DATA_ENV_VAR = "CIFAR10_DATA"
 BATCH_DIR_NAME = "cifar-10-batches-py"
@@ -122,23 +122,27 @@ def extract_archive(archive: Path, cache_dir: Path | None = None) -> Path:
     target = cache_dir / f"{archive.stem}-{stat.st_size}-{int(stat.st_mtime)}"
     if (target / BATCH_DIR_NAME / TEST_FILE).is_file():
         return target / BATCH_DIR_NAME
-    staging = target.with_name(target.name + f".tmp-{os.getpid()}")
-    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        with staged_dir(target, overwrite=False) as staging:
+            _extract_batches(archive, staging)
+    except OSError:
+        if not (target / BATCH_DIR_NAME / TEST_FILE).is_file():
+            raise
+        # Another process extracted it first: keep its copy.
+    return target / BATCH_DIR_NAME
+
+
+def _extract_batches(archive: Path, folder: Path) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = [m for m in tar.getmembers() if _is_batch_file(m)]
             # The "data" filter (Python >= 3.11.4) also refuses links and odd permissions.
             if hasattr(tarfile, "data_filter"):
-                tar.extractall(staging, members=members, filter="data")
+                tar.extractall(folder, members=members, filter="data")
             else:
-                tar.extractall(staging, members=members)
+                tar.extractall(folder, members=members)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise DatasetError(f"{archive}: cannot extract the archive ({error})") from error
-    if target.exists():  # Another process won the race; keep its copy.
-        shutil.rmtree(staging, ignore_errors=True)
-    else:
-        staging.rename(target)
-    return target / BATCH_DIR_NAME
 
 
 def _is_batch_file(member: tarfile.TarInfo) -> bool:

@@ -35,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from training.core.staging import staged_dir
 from training.pipeline import TrainingData
 
 TF_CONFIG = "TF_CONFIG"
@@ -190,15 +191,10 @@ def _validate(model: keras.Model, per_example: Any, validation: tf.data.Dataset)
 def _save(model: keras.Model, optimizer: Any, backup: Path, completed_epochs: int) -> None:
     """Weights and optimizer state in a staging folder, renamed to epoch-N in one step: a kill at
     any point leaves the previous epoch's complete backup, or this one's. Older ones are removed."""
-    staging = backup / f".tmp-{EPOCH_PREFIX}{completed_epochs}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    model.save_weights(str(staging / WEIGHTS_FILE))
-    with (staging / OPTIMIZER_FILE).open("wb") as handle:
-        np.savez(handle, *[np.asarray(variable) for variable in optimizer.variables])
-    final = backup / f"{EPOCH_PREFIX}{completed_epochs}"
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(staging, final)
+    with staged_dir(backup / f"{EPOCH_PREFIX}{completed_epochs}") as staging:
+        model.save_weights(str(staging / WEIGHTS_FILE))
+        with (staging / OPTIMIZER_FILE).open("wb") as handle:
+            np.savez(handle, *[np.asarray(variable) for variable in optimizer.variables])
     for older in _backups(backup)[:-1]:
         shutil.rmtree(older, ignore_errors=True)
 
