@@ -37,7 +37,7 @@ from training.core.preprocessing import probe_images
 
 logger = logging.getLogger(__name__)
 
-Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 32, 32, 3) -> float32 probabilities (N, 10).
+Predict = openvino_runtime.Predict  # uint8 (N, 32, 32, 3) -> float32 probabilities (N, 10).
 
 
 class Backend(StrEnum):

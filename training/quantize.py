@@ -11,7 +11,6 @@ whether int8 may serve (app/backends.py); this module only measures and records.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,12 @@ from training.calibrate import load_holdout
 from training.core import artifacts, openvino_runtime
 from training.core.artifacts import Quantization
 from training.core.forward import forward_for, predict_in_batches
+from training.core.openvino_runtime import Predict
 from training.core.preprocessing import probe_images
 from training.data import Cifar10, calibration_split
 from training.evaluation import split_record
 from training.export import write_exports
 
-Predict = Callable[[np.ndarray], np.ndarray]
 BATCH = 500  # Images per inference call when scoring the test set.
 
 

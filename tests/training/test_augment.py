@@ -6,33 +6,24 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.utils.images import float_batch, stateless_seed
 from training.architectures import get_architecture
 from training.augment import KINDS, corrupt_batch, seen_corruptions
 from training.pipeline import training_batches
 
 
-def _images(count: int = 256) -> tf.Tensor:
-    rng = np.random.default_rng(0)
-    return tf.constant(rng.uniform(0.2, 0.8, (count, 32, 32, 3)).astype(np.float32))
-
-
-def _seed(value: int) -> tf.Tensor:
-    return tf.constant([value, 1], tf.int64)
-
-
 def test_the_same_seed_damages_the_same_way_and_another_seed_differently() -> None:
-    images = _images()
-    first = corrupt_batch(images, 0.5, _seed(3)).numpy()
-    assert np.array_equal(first, corrupt_batch(images, 0.5, _seed(3)).numpy())
-    assert not np.array_equal(first, corrupt_batch(images, 0.5, _seed(4)).numpy())
+    images = float_batch()
+    first = corrupt_batch(images, 0.5, stateless_seed(3)).numpy()
+    assert np.array_equal(first, corrupt_batch(images, 0.5, stateless_seed(3)).numpy())
+    assert not np.array_equal(first, corrupt_batch(images, 0.5, stateless_seed(4)).numpy())
 
 
 def test_about_the_requested_share_is_damaged_and_pixels_stay_in_range() -> None:
-    images = _images(1024)
+    images = float_batch(1024)
     for fraction in (0.0, 0.5, 1.0):
-        damaged = corrupt_batch(images, fraction, _seed(0)).numpy()
+        damaged = corrupt_batch(images, fraction, stateless_seed(0)).numpy()
         changed = np.abs(damaged - images.numpy()).max(axis=(1, 2, 3)) > 0
         assert abs(changed.mean() - fraction) < 0.06, (fraction, changed.mean())
         assert damaged.min() >= 0.0 and damaged.max() <= 1.0

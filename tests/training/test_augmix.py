@@ -6,31 +6,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.utils.images import float_batch, stateless_seed
 from training import augmix
 from training.augmix import augmix_batch
 from training.corruptions import CORRUPTIONS
 
 
-def _images(count: int = 256) -> tf.Tensor:
-    rng = np.random.default_rng(0)
-    return tf.constant(rng.uniform(0.2, 0.8, (count, 32, 32, 3)).astype(np.float32))
-
-
-def _seed(value: int) -> tf.Tensor:
-    return tf.constant([value, 1], tf.int64)
-
-
 def test_the_same_seed_mixes_the_same_way_and_another_seed_differently() -> None:
-    images = _images()
-    first = augmix_batch(images, 0.5, _seed(3)).numpy()
-    assert np.array_equal(first, augmix_batch(images, 0.5, _seed(3)).numpy())
-    assert not np.array_equal(first, augmix_batch(images, 0.5, _seed(4)).numpy())
+    images = float_batch()
+    first = augmix_batch(images, 0.5, stateless_seed(3)).numpy()
+    assert np.array_equal(first, augmix_batch(images, 0.5, stateless_seed(3)).numpy())
+    assert not np.array_equal(first, augmix_batch(images, 0.5, stateless_seed(4)).numpy())
 
 
 def test_about_the_requested_share_is_mixed_and_pixels_stay_in_range() -> None:
-    images = _images(1024)
+    images = float_batch(1024)
     for fraction in (0.0, 0.5, 1.0):
-        mixed = augmix_batch(images, fraction, _seed(0)).numpy()
+        mixed = augmix_batch(images, fraction, stateless_seed(0)).numpy()
         changed = np.abs(mixed - images.numpy()).max(axis=(1, 2, 3)) > 1e-6
         assert abs(changed.mean() - fraction) < 0.06, (fraction, changed.mean())
         assert mixed.min() >= 0.0 and mixed.max() <= 1.0
@@ -42,7 +34,7 @@ def test_its_operations_are_none_of_the_benchmarks_corruptions() -> None:
 
 
 def test_autocontrast_stretches_each_channel_to_the_full_range() -> None:
-    stretched = augmix._autocontrast(_images(4)).numpy()
+    stretched = augmix._autocontrast(float_batch(4)).numpy()
     assert np.allclose(stretched.min(axis=(1, 2)), 0.0) and np.allclose(stretched.max(axis=(1, 2)), 1.0)
 
 
@@ -54,7 +46,7 @@ def test_equalize_spreads_the_values_evenly() -> None:
 
 
 def test_posterize_keeps_at_most_sixteen_levels_and_solarize_inverts_only_the_bright() -> None:
-    images = _images(8)
+    images = float_batch(8)
     posterized = augmix._posterize(images, tf.fill([8], 0.2)).numpy()
     assert len(np.unique(np.round(posterized * 255))) <= 16
     solarized = augmix._solarize(images, tf.ones([8])).numpy()  # Threshold 0.7.
@@ -65,7 +57,7 @@ def test_posterize_keeps_at_most_sixteen_levels_and_solarize_inverts_only_the_br
 
 @pytest.mark.parametrize("operation", ["rotate", "shear", "translate"])
 def test_a_geometric_operation_at_zero_strength_leaves_the_image(operation: str) -> None:
-    images = _images(4)
+    images = float_batch(4)
     index = tf.fill([4], augmix.OPERATIONS.index(operation))
     same = augmix._geometric(images, index, tf.zeros([4]), tf.constant([False, True, False, True])).numpy()
     moved = augmix._geometric(images, index, tf.ones([4]), tf.constant([False, True, False, True])).numpy()
@@ -74,7 +66,7 @@ def test_a_geometric_operation_at_zero_strength_leaves_the_image(operation: str)
 
 
 def test_a_whole_pixel_translation_moves_the_image_by_that_pixel() -> None:
-    images = _images(1)
+    images = float_batch(1)
     shift = 1.0 / augmix.MAX_TRANSLATION_PIXELS  # One pixel along x.
     moved = augmix._geometric(
         images, tf.constant([augmix.OPERATIONS.index("translate")]), tf.constant([shift]), tf.constant([False])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from typing import Any
 
+import numpy as np
 from PIL import Image
 
 
@@ -21,3 +23,18 @@ def png_declaring(width: int, height: int) -> bytes:
     png[16:24] = struct.pack(">II", width, height)
     png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
     return bytes(png)
+
+
+def float_batch(count: int = 256) -> Any:
+    """A seeded float batch in [0.2, 0.8], (count, 32, 32, 3), as training augmentations receive it."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    return tf.constant(rng.uniform(0.2, 0.8, (count, 32, 32, 3)).astype(np.float32))
+
+
+def stateless_seed(value: int) -> Any:
+    """A stateless TensorFlow seed, shape [2] int64."""
+    import tensorflow as tf
+
+    return tf.constant([value, 1], tf.int64)
