@@ -2,6 +2,14 @@
 #   serve  the service on the OpenVINO runtime alone, no TensorFlow (`api`, Kubernetes, KServe)
 #   train  serve + TensorFlow, Keras and the training package (`train`, `train-cluster`)
 # docker build --target serve -t cifar10-service:serve .   |   docker build --target train -t cifar10-service:train .
+# The gRPC messages, generated from app/protocols/inference.proto with grpcio-tools, which stays out of the images.
+FROM python:3.11-slim AS protos
+WORKDIR /build
+COPY requirements-dev.lock ./
+RUN pip install --no-cache-dir --disable-pip-version-check -c requirements-dev.lock grpcio-tools
+COPY app/protocols/inference.proto ./app/protocols/
+RUN python -m grpc_tools.protoc -I . --python_out=. app/protocols/inference.proto
+
 FROM python:3.11-slim AS serve
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,9 +36,10 @@ RUN pip install -r requirements-serve.lock \
 COPY training/__init__.py ./training/__init__.py
 COPY training/core ./training/core
 COPY app ./app
+COPY --from=protos /build/app/protocols/inference_pb2.py ./app/protocols/
 
 USER app
-EXPOSE 8000
+EXPOSE 8000 8081
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
 CMD ["python", "-m", "app"]

@@ -7,8 +7,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FAST := not slow and not browser and not container and not reliability and not distributed
 
+PROTO := app/protocols/inference.proto
+STUBS := app/protocols/inference_pb2.py
+
 .PHONY: install serve test test-fast lint lock bench-train bench-serve
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(STUBS)
 
 # Installs exactly what the lockfile pins; the project itself goes in editable, without re-resolving.
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -17,6 +20,10 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(PY) -m pip install -q -r requirements-dev.lock
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+# The gRPC messages, generated from the protocol file we wrote (not committed; the image generates its own).
+$(STUBS): $(PROTO) $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. $(PROTO)
 
 serve: install
 	MODELS_DIR=models $(PY) -m app

@@ -43,7 +43,7 @@ def main() -> None:
         timeout_keep_alive=settings.keep_alive_seconds,
         http=HeaderDeadlineProtocol,
         limit_concurrency=settings.max_connections,
-        timeout_graceful_shutdown=5,  # Requests still running then are cancelled; shutdown never hangs.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),  # Then cancelled: shutdown never hangs.
     )
 
 

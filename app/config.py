@@ -65,6 +65,21 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
     host: str = Field("127.0.0.1", description="Address `python -m app` listens on (0.0.0.0 in the image).")
     port: int = Field(8000, gt=0, lt=65536, description="Port `python -m app` listens on.")
+    shutdown_grace_seconds: float = Field(
+        5.0, ge=0, description="On SIGTERM, how long requests and gRPC calls in progress may finish (then cancelled)."
+    )
+    grpc_port: int = Field(
+        8081, ge=0, lt=65536, description="Port of the Open Inference Protocol over gRPC, beside HTTP; 0 turns it off."
+    )
+    grpc_max_concurrent_rpcs: int = Field(
+        256, gt=0, description="gRPC calls in progress at once, per worker; RESOURCE_EXHAUSTED beyond."
+    )
+    grpc_keepalive_seconds: float = Field(
+        60.0, gt=0, description="gRPC: ping a connection idle this long; clients may not ping more often."
+    )
+    grpc_keepalive_timeout_seconds: float = Field(
+        20.0, gt=0, description="gRPC: close a connection whose ping is not answered within this time."
+    )
     workers: int = Field(
         1, gt=0, description="Server processes `python -m app` starts; each gets CPUs / WORKERS inference threads."
     )

@@ -15,6 +15,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from training.core.preprocessing import INPUT_SHAPE
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+# An image as a protocol request carries it: pixels (uint8, 32 x 32 x 3), or an encoded file still to decode.
+Pending = np.ndarray | bytes
 # Lanczos antialiases when shrinking, so a large photo is averaged rather than aliased.
 RESIZE_FILTER = Image.Resampling.LANCZOS
 BACKGROUND = (255, 255, 255)  # Transparent pixels are composited on white.

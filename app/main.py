@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -26,6 +27,9 @@ from app.registry import ModelRegistry
 from app.routers import health, models, open_inference, predict, tf_serving
 from app.security import SecurityHeaders
 from app.uploads import BodySizeLimit, Decoder
+
+if TYPE_CHECKING:
+    from app.grpc_server import GRPCServer
 
 STATIC_DIR = Path(__file__).parent / "static"
 logger = logging.getLogger(__name__)
@@ -46,11 +50,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = ModelRegistry(settings)
     app.state.registry = registry
     loader = asyncio.create_task(_load_then_poll(registry))
+    grpc_server = await _start_grpc(registry, app.state.decoder, settings)
+    app.state.grpc_server = grpc_server
     yield
+    if grpc_server is not None:  # Before the registry closes: calls in flight still need their model.
+        await grpc_server.stop(settings.shutdown_grace_seconds)
     loader.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await loader
     await registry.close()
+
+
+async def _start_grpc(registry: ModelRegistry, decoder: Decoder, settings: Settings) -> GRPCServer | None:
+    """The gRPC protocol beside HTTP, unless GRPC_PORT is 0 (grpcio is imported only then)."""
+    if settings.grpc_port == 0:
+        return None
+    from app.grpc_server import GRPCServer
+
+    server = GRPCServer(registry, decoder, settings)
+    await server.start()
+    return server
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

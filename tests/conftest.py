@@ -12,6 +12,8 @@ import pytest
 from tests.utils.data import TINY_HOLDOUT, write_tiny_cifar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# gRPC stays off in the apps and servers tests start; the gRPC tests give each server a free port.
+os.environ.setdefault("GRPC_PORT", "0")
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,11 @@ FILES = "image_files"  # BYTES [N]: encoded image files, decoded like a /predict
 PROBABILITIES = "probabilities"  # FP32 [N, 10]
 CLASS_INDEX = "class_index"  # INT64 [N]
 OUTPUTS = (PROBABILITIES, CLASS_INDEX)
+OUTPUT_DATATYPES = {PROBABILITIES: "FP32", CLASS_INDEX: "INT64"}
+INPUT_DATATYPES = {PIXELS: "UINT8", FILES: "BYTES"}
+PLATFORM = "tensorflow_keras"
+SERVER_NAME = "cifar10-service"
+EXTENSIONS = ("binary_tensor_data",)
 PIXELS_PER_IMAGE = int(np.prod(INPUT_SHAPE))
 
 # The JSON inference header as JSON Schema, for the OpenAPI document. What it cannot say (that
@@ -63,15 +68,15 @@ class TensorError(InvalidRequest):
 
 def input_metadata() -> list[dict[str, Any]]:
     return [
-        {"name": PIXELS, "datatype": "UINT8", "shape": [-1, *INPUT_SHAPE]},
-        {"name": FILES, "datatype": "BYTES", "shape": [-1]},
+        {"name": PIXELS, "datatype": INPUT_DATATYPES[PIXELS], "shape": [-1, *INPUT_SHAPE]},
+        {"name": FILES, "datatype": INPUT_DATATYPES[FILES], "shape": [-1]},
     ]
 
 
 def output_metadata() -> list[dict[str, Any]]:
     return [
-        {"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, NUM_CLASSES]},
-        {"name": CLASS_INDEX, "datatype": "INT64", "shape": [-1]},
+        {"name": PROBABILITIES, "datatype": OUTPUT_DATATYPES[PROBABILITIES], "shape": [-1, NUM_CLASSES]},
+        {"name": CLASS_INDEX, "datatype": OUTPUT_DATATYPES[CLASS_INDEX], "shape": [-1]},
     ]
 
 
@@ -121,12 +126,27 @@ def _json_object(data: bytes | memoryview) -> dict[str, Any]:
 
 def _input(spec: dict[str, Any], binary: memoryview, max_batch: int) -> tuple[Any, int]:
     """The decoded tensor and how many binary bytes it used."""
-    name, datatype, shape = spec.get("name"), spec.get("datatype"), spec.get("shape")
-    expected = {PIXELS: "UINT8", FILES: "BYTES"}
-    if not isinstance(name, str) or name not in expected:
+    name, shape = spec.get("name"), spec.get("shape")
+    check_input(name, spec.get("datatype"), shape, max_batch)
+    assert isinstance(shape, list)  # check_input made sure; this tells the type checker.
+    parameters = spec.get("parameters") or {}
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if size is not None:
+        if not isinstance(size, int) or size < 0 or size > len(binary):
+            raise TensorError(f"binary_data_size {size!r} does not fit the {len(binary)} bytes after the header")
+        raw = binary[:size]
+        return (pixels_from_bytes(raw, shape) if name == PIXELS else files_from_bytes(raw, shape[0])), size
+    if "data" not in spec:
+        raise TensorError(f"input {name!r} has neither data nor binary_data_size")
+    return (pixels_from_values(spec["data"], shape) if name == PIXELS else _files_from_json(spec["data"], shape[0])), 0
+
+
+def check_input(name: Any, datatype: Any, shape: Any, max_batch: int) -> None:
+    """The one input's name, datatype, shape and batch size against the signature (REST and gRPC alike)."""
+    if not isinstance(name, str) or name not in INPUT_DATATYPES:
         raise TensorError(f"unknown input {name!r}; inputs: {PIXELS} (UINT8), {FILES} (BYTES)")
-    if datatype != expected[name]:
-        raise TensorError(f"input {name!r} must be {expected[name]}, got {datatype!r}")
+    if datatype != INPUT_DATATYPES[name]:
+        raise TensorError(f"input {name!r} must be {INPUT_DATATYPES[name]}, got {datatype!r}")
     if not isinstance(shape, list) or not all(isinstance(size, int) and size >= 0 for size in shape):
         raise TensorError(f"input {name!r} needs a shape of non-negative integers, got {shape!r}")
     wanted = [-1, *INPUT_SHAPE] if name == PIXELS else [-1]
@@ -134,25 +154,16 @@ def _input(spec: dict[str, Any], binary: memoryview, max_batch: int) -> tuple[An
         raise TensorError(f"input {name!r} must have shape {wanted} (-1: any batch size), got {shape}")
     if not 1 <= shape[0] <= max_batch:
         raise TensorError(f"a batch of {shape[0]} images; send 1 to {max_batch} per request")
-    parameters = spec.get("parameters") or {}
-    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
-    if size is not None:
-        if not isinstance(size, int) or size < 0 or size > len(binary):
-            raise TensorError(f"binary_data_size {size!r} does not fit the {len(binary)} bytes after the header")
-        raw = binary[:size]
-        return (_pixels_from_bytes(raw, shape) if name == PIXELS else _files_from_bytes(raw, shape[0])), size
-    if "data" not in spec:
-        raise TensorError(f"input {name!r} has neither data nor binary_data_size")
-    return (_pixels_from_json(spec["data"], shape) if name == PIXELS else _files_from_json(spec["data"], shape[0])), 0
 
 
-def _pixels_from_bytes(raw: memoryview, shape: list[int]) -> np.ndarray:
+def pixels_from_bytes(raw: bytes | memoryview, shape: list[int]) -> np.ndarray:
     if len(raw) != int(np.prod(shape)):
         raise TensorError(f"UINT8 {shape} takes {int(np.prod(shape))} bytes, got {len(raw)}")
     return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
-def _pixels_from_json(data: Any, shape: list[int]) -> np.ndarray:
+def pixels_from_values(data: Any, shape: list[int]) -> np.ndarray:
+    """UINT8 pixels sent as numbers (JSON `data`, gRPC `uint_contents`), checked to be 0-255 integers."""
     try:
         values = np.asarray(data)
     except (ValueError, TypeError) as error:
@@ -179,7 +190,7 @@ def _raw_pixels(body: bytes, max_batch: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(count, *INPUT_SHAPE)
 
 
-def _files_from_bytes(raw: memoryview, count: int) -> list[bytes]:
+def files_from_bytes(raw: bytes | memoryview, count: int) -> list[bytes]:
     """BYTES elements as the extension lays them out: a 4-byte little-endian length, then the bytes."""
     files: list[bytes] = []
     offset = 0
@@ -229,17 +240,13 @@ def response_body(
     request: InferenceRequest, probabilities: np.ndarray, model: str, version: int
 ) -> tuple[bytes, int | None]:
     """(body, JSON header length when binary outputs follow it, else None)."""
-    values = {
-        PROBABILITIES: probabilities.astype(np.float32),
-        CLASS_INDEX: probabilities.argmax(axis=1).astype(np.int64),
-    }
-    datatypes = {PROBABILITIES: "FP32", CLASS_INDEX: "INT64"}
+    values = output_tensors(probabilities)
     outputs, chunks = [], []
     for name, binary in request.outputs.items():
         tensor = values[name]
-        described: dict[str, Any] = {"name": name, "datatype": datatypes[name], "shape": list(tensor.shape)}
+        described: dict[str, Any] = {"name": name, "datatype": OUTPUT_DATATYPES[name], "shape": list(tensor.shape)}
         if binary:
-            chunk = tensor.astype(tensor.dtype.newbyteorder("<")).tobytes()
+            chunk = little_endian_bytes(tensor)
             described["parameters"] = {"binary_data_size": len(chunk)}
             chunks.append(chunk)
         else:
@@ -250,3 +257,16 @@ def response_body(
         header["id"] = request.request_id
     encoded = json.dumps(header, separators=(",", ":")).encode()
     return encoded + b"".join(chunks), (len(encoded) if chunks else None)
+
+
+def output_tensors(probabilities: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output the model offers, computed from its probabilities (N x 10)."""
+    return {
+        PROBABILITIES: probabilities.astype(np.float32),
+        CLASS_INDEX: probabilities.argmax(axis=1).astype(np.int64),
+    }
+
+
+def little_endian_bytes(tensor: np.ndarray) -> bytes:
+    """A tensor's raw bytes as the binary extension and gRPC's raw contents carry them."""
+    return tensor.astype(tensor.dtype.newbyteorder("<")).tobytes()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from app.decoding import Pending
 from app.protocols.open_inference import TensorError, integral
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE
@@ -22,8 +23,6 @@ from training.core.preprocessing import INPUT_SHAPE
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
 SIGNATURE = "serving_default"
-
-Image = np.ndarray | bytes  # Pixels, or an encoded file still to decode.
 
 # The :predict body as JSON Schema, for the OpenAPI document. What it cannot say (that b64
 # decodes to an image) is checked by the parser and the decoder, with 400 or 415.
@@ -58,7 +57,7 @@ REQUEST_SCHEMA: dict[str, Any] = {
 }
 
 
-def parse_predict(body: Any, max_batch: int) -> tuple[list[Image], bool]:
+def parse_predict(body: Any, max_batch: int) -> tuple[list[Pending], bool]:
     """(images, row format?) from a parsed :predict body."""
     if not isinstance(body, dict):
         raise TensorError("the request body must be a JSON object with 'instances' or 'inputs'")
@@ -78,7 +77,7 @@ def parse_predict(body: Any, max_batch: int) -> tuple[list[Image], bool]:
     return [_image(item, index) for index, item in enumerate(batch)], row
 
 
-def _image(item: Any, index: int) -> Image:
+def _image(item: Any, index: int) -> Pending:
     if isinstance(item, dict) and set(item) == {INPUT_NAME}:  # Row format with the input named.
         item = item[INPUT_NAME]
     if isinstance(item, dict):

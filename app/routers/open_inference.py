@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
-from app import __version__
+from app import __version__, dataplane
 from app.deps import DecoderDep, RegistryDep, SettingsDep
-from app.errors import DOMAIN_ERRORS, ModelNotFound, protocol_error
+from app.errors import DOMAIN_ERRORS, protocol_error
 from app.protocols import open_inference as oip
-from app.uploads import Decoder
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
 HEADER_LENGTH = "inference-header-content-length"
@@ -55,15 +53,15 @@ async def read_live() -> dict[str, bool]:
 
 @router.get("/health/ready", responses=ERRORS)
 async def read_ready(registry: RegistryDep) -> Response:
-    """Ready once the initial scan loaded at least one model (503 with ready: false before)."""
-    ready = registry.ready.is_set() and registry.default_model() is not None
+    """Ready once the initial scan loaded a model that answers by default (503 with ready: false before)."""
+    ready = dataplane.server_ready(registry)
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
 @router.get("")
 async def read_server_metadata() -> dict[str, Any]:
     """Server name, version and the protocol extensions it supports."""
-    return {"name": "cifar10-service", "version": __version__, "extensions": ["binary_tensor_data"]}
+    return {"name": oip.SERVER_NAME, "version": __version__, "extensions": list(oip.EXTENSIONS)}
 
 
 @router.get("/models/{name}", responses=ERRORS)
@@ -72,16 +70,7 @@ async def read_model_metadata(name: str, registry: RegistryDep, version: str | N
     """Inputs and outputs with datatypes and shapes (-1: any batch size)."""
 
     async def work() -> Response:
-        model, _ = registry.resolve(name, _version(version))
-        return JSONResponse(
-            {
-                "name": model,
-                "versions": [str(v) for v in registry.servable_versions(name)],
-                "platform": "tensorflow_keras",
-                "inputs": oip.input_metadata(),
-                "outputs": oip.output_metadata(),
-            }
-        )
+        return JSONResponse(dataplane.model_metadata(registry, name, dataplane.parse_version(version)))
 
     return await _answer(work)
 
@@ -92,13 +81,10 @@ async def read_model_ready(name: str, registry: RegistryDep, version: str | None
     """200 with ready: true when that version (default: the model's default) is loaded."""
 
     async def work() -> Response:
-        loaded = registry.get(name, _version(version))
-        return JSONResponse({"name": loaded.name, "ready": True})
+        ready = dataplane.model_ready(registry, name, dataplane.parse_version(version))
+        return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
-    response = await _answer(work)
-    if response.status_code == 503:
-        return JSONResponse({"name": name, "ready": False}, status_code=503)
-    return response
+    return await _answer(work)
 
 
 @router.post("/models/{name}/infer", responses=ERRORS, openapi_extra=INFER_BODY)
@@ -118,12 +104,13 @@ async def infer(
     """
 
     async def work() -> Response:
-        async with registry.serve(name, _version(version)) as loaded:
-            header_length = _header_length(request.headers.get(HEADER_LENGTH))
-            parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
-            pixels = parsed.pixels if parsed.pixels is not None else await _decode_all(parsed.files or [], decoder)
-            probabilities = await loaded.predict_all(pixels)
-        body, json_length = oip.response_body(parsed, probabilities, loaded.name, loaded.version)
+        number = dataplane.parse_version(version)
+        registry.resolve(name, number)  # An unknown model is a 404 before its body is read.
+        header_length = _header_length(request.headers.get(HEADER_LENGTH))
+        parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
+        images = parsed.pixels if parsed.pixels is not None else parsed.files or []
+        answer = await dataplane.infer(registry, decoder, images, name, number)
+        body, json_length = oip.response_body(parsed, answer.probabilities, answer.model, answer.version)
         if json_length is None:
             return Response(body, media_type="application/json")
         headers = {"Inference-Header-Content-Length": str(json_length)}
@@ -132,22 +119,9 @@ async def infer(
     return await _answer(work)
 
 
-def _version(raw: str | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ModelNotFound(f"no version {raw!r}: versions are positive integers")
-    return int(raw)
-
-
 def _header_length(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not raw.strip().isdigit():
         raise oip.TensorError(f"Inference-Header-Content-Length must be a byte count, got {raw!r}")
     return int(raw)
-
-
-async def _decode_all(files: list[bytes], decoder: Decoder) -> np.ndarray:
-    """Every file through the /predict decoder, its limits and its memory budget."""
-    return np.stack([await decoder.decode(data) for data in files])

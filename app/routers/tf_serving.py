@@ -11,10 +11,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
+from app import dataplane
 from app.deps import DecoderDep, RegistryDep, SettingsDep
 from app.errors import DOMAIN_ERRORS, ModelNotFound, protocol_error
 from app.protocols import tf_serving
@@ -64,14 +64,15 @@ async def predict(
     """Classify `instances` (row format) or `inputs` (columnar): b64 image files or 32x32x3 pixel lists."""
 
     async def work() -> dict[str, Any]:
-        async with registry.serve(name, _number(version), label) as loaded:
-            try:
-                body = json.loads(await request.body())
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise TensorError(f"the request body is not valid JSON ({error})") from error
-            images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
-            pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
-            return tf_serving.predict_response(await loaded.predict_all(pixels), row)
+        number = dataplane.parse_version(version)
+        registry.resolve(name, number, label)  # An unknown model is a 404 before its body is read.
+        try:
+            body = json.loads(await request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise TensorError(f"the request body is not valid JSON ({error})") from error
+        images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
+        answer = await dataplane.infer(registry, decoder, images, name, number, label)
+        return tf_serving.predict_response(answer.probabilities, row)
 
     return await _answer(work)
 
@@ -107,25 +108,17 @@ async def read_model_metadata(
     """The serving_default signature: uint8 images [-1, 32, 32, 3] in, probabilities [-1, 10] out."""
 
     async def work() -> dict[str, Any]:
-        model, number = registry.resolve(name, _number(version), label)
+        model, number = registry.resolve(name, dataplane.parse_version(version), label)
         return tf_serving.metadata(model, number)
 
     return await _answer(work)
-
-
-def _number(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ModelNotFound(f"Servable not found for request: version {raw!r}")
-    return int(raw)
 
 
 def _resolve(registry: ModelRegistry, name: str, version: str | None, label: str | None) -> int:
     """The version a /versions/ or /labels/ path names (it need not be loaded, to report its state)."""
     if label is not None:
         return registry.resolve(name, label=label)[1]
-    number = _number(version)
+    number = dataplane.parse_version(version)
     if number is None or number not in registry.states(name):
         raise ModelNotFound(f"Servable not found for request: model {name!r} version {version}")
     return number
