@@ -10,6 +10,8 @@ second, p50/p95/p99 latency and the ratios.
     python bench/serve_throughput.py [--model model_1] [--seconds 10]
     python bench/serve_throughput.py --endpoints predict,ceiling   # quicker, for tuning
     python bench/serve_throughput.py --endpoints predict,v2_binary,v1_b64 --concurrency 32
+    python bench/serve_throughput.py --model whitened_convnet --endpoints predict,v2_binary,v2_binary_py,grpc
+        # REST multipart, REST v2 binary (wrk, and Triton's Python client) and gRPC (Triton's client)
     python bench/serve_throughput.py --model whitened_convnet --versions 2,3 --endpoints predict
         # /predict of each version in turn, same server, same run (an old path against a new one)
     python bench/serve_throughput.py --model whitened_convnet --versions 3,4 --backends tensorflow,openvino \
@@ -57,7 +59,13 @@ ENDPOINTS = {
     "ceiling": "/bench/upload",
     "v2_binary": "/v2/models/{model}/infer",
     "v1_b64": "/v1/models/{model}:predict",
+    # Driven by bench/protocol_load.py (Triton's Python client) instead of wrk: gRPC, and REST v2 binary
+    # through the same client, so the two protocols pay the same client cost.
+    "grpc": "",
+    "v2_binary_py": "",
 }
+CLIENT_ENDPOINTS = {"grpc": "grpc", "v2_binary_py": "http"}
+GRPC_PORT_OFFSET = 1000  # Each server's gRPC listener: its HTTP port + this.
 BOUNDARY = "----benchboundary7d3b"
 
 
@@ -132,6 +140,11 @@ def main() -> int:
             print(f"\n== {label}", flush=True)
             with _server(args.model, args.port, backend, args.workers, policy, tree) as base:
                 for name, path in endpoints.items():
+                    if name in CLIENT_ENDPOINTS:
+                        for concurrency in concurrencies:
+                            r = _run_client(name, base, args.port, args.model, concurrency, args.seconds)
+                            _print_cell(name, concurrency, results.setdefault((label, name, concurrency), r))
+                        continue
                     url = base + path.format(model=args.model, version_query="")
                     request = request_body(name.split("@")[0], image.read_bytes())
                     _run_wrk(url, request, 1, 3)  # Warm-up.
@@ -140,7 +153,7 @@ def main() -> int:
                         _print_cell(name, concurrency, r)
     for label in servers:
         _print_ratios(args.model, label, concurrencies, results)
-    if len(servers) > 1 or args.versions:
+    if len(servers) > 1 or len(endpoints) > 1:
         _print_side_by_side(list(servers), list(endpoints), concurrencies, results)
     return 0
 
@@ -209,6 +222,7 @@ def _server(
         "PYTHONPATH": str(tree),
         "INFERENCE_BACKEND": backend,
         "WORKERS": str(workers),  # Each worker's thread pools get CPUs / WORKERS threads.
+        "GRPC_PORT": str(port + GRPC_PORT_OFFSET),
     }
     if policy:
         env["BATCH_POLICY"] = policy
@@ -233,7 +247,7 @@ def _print_ratios(model: str, backend: str, concurrencies: list[int], results: d
             line += f" vs naive {ours / results[(backend, 'naive', concurrency)]['rps']:5.1f}x  "
         if ours and (backend, "ceiling", concurrency) in results:
             line += f" vs ceiling {ours / results[(backend, 'ceiling', concurrency)]['rps']:6.1%}"
-        for protocol in ("v2_binary", "v1_b64"):
+        for protocol in ("v2_binary", "v1_b64", "v2_binary_py", "grpc"):
             if ours and (backend, protocol, concurrency) in results:
                 line += f"  {protocol} {results[(backend, protocol, concurrency)]['rps'] / ours:5.2f}x of /predict"
         print(line)
@@ -277,6 +291,18 @@ def _run_wrk(url: str, request: tuple[bytes, str, tuple[str, str] | None], concu
             "BENCH_HEADER_VALUE": header[1] if header else "",
         }
         output = _wrk(url, concurrency, seconds, environment)
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    result: dict = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
+def _run_client(endpoint: str, base: str, port: int, model: str, concurrency: int, seconds: int) -> dict:
+    """One cell driven by bench/protocol_load.py (its own process, like wrk)."""
+    protocol = CLIENT_ENDPOINTS[endpoint]
+    address = f"127.0.0.1:{port + GRPC_PORT_OFFSET}" if protocol == "grpc" else base.removeprefix("http://")
+    command = [sys.executable, str(REPO / "bench" / "protocol_load.py"), "--protocol", protocol, "--address", address]
+    command += ["--model", model, "--concurrency", str(concurrency), "--seconds", str(seconds)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     result: dict = json.loads(line.removeprefix("RESULT "))
     return result

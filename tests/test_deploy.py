@@ -36,23 +36,37 @@ def test_the_validator_rejects_a_broken_manifest() -> None:
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
-def test_kserve_predictor_is_a_valid_pod_spec_speaking_v2() -> None:
+@pytest.mark.parametrize(
+    ("name", "probe"),
+    [
+        ("kserve-inferenceservice.yaml", {"httpGet": {"path": "/v2/health/ready", "port": 8000}}),
+        ("kserve-inferenceservice-grpc.yaml", {"grpc": {"port": 8081}}),
+    ],
+)
+def test_kserve_predictor_is_a_valid_pod_spec_speaking_v2(name: str, probe: dict[str, Any]) -> None:
     """KServe's CRD schema is not bundled; its predictor is a PodSpec, which is."""
-    service = _load("kserve-inferenceservice.yaml")
+    service = _load(name)
     assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
     predictor = {key: value for key, value in service["spec"]["predictor"].items() if not key.endswith("Replicas")}
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"}, "spec": predictor}
     kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
-    assert predictor["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    container = predictor["containers"][0]
+    assert container["readinessProbe"] == probe
+    assert [port["containerPort"] for port in container["ports"]] == [next(iter(probe.values()))["port"]]
 
 
 def test_probes_and_ports_match_the_app(tmp_path: Path) -> None:
     container = _load("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
     with TestClient(create_app(Settings(models_dir=tmp_path, poll_interval_seconds=0))) as client:
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        for probe in ("startupProbe", "livenessProbe"):
             # An empty store is live but not ready: 200 or 503, never an unknown route.
             assert client.get(container[probe]["httpGet"]["path"]).status_code in (200, 503)
-    assert container["ports"][0]["containerPort"] == 8000
-    assert "EXPOSE 8000" in (REPO / "Dockerfile").read_text()
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    grpc_port = Settings.model_fields["grpc_port"].default
+    assert ports == {"http": 8000, "grpc": grpc_port}
+    # Readiness asks the gRPC health service (tests/app/test_grpc.py: it follows readiness).
+    assert container["readinessProbe"]["grpc"]["port"] == grpc_port
+    assert {"name": "GRPC_PORT", "value": str(grpc_port)} in container["env"]
+    assert f"EXPOSE 8000 {grpc_port}" in (REPO / "Dockerfile").read_text()
     mount = container["volumeMounts"][0]
     assert mount["readOnly"] is True and {"name": "MODELS_DIR", "value": mount["mountPath"]} in container["env"]
