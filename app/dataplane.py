@@ -8,12 +8,14 @@ its protocols (kserve/protocol/dataplane.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from app import metrics
 from app.decoding import Pending
 from app.errors import ModelNotFound, ModelNotReady
 from app.protocols import open_inference as oip
@@ -29,6 +31,7 @@ class Inference:
 
     model: str
     version: int
+    class_names: list[str]
     probabilities: np.ndarray
 
 
@@ -76,11 +79,24 @@ async def infer(
     version: int | None = None,
     label: str | None = None,
 ) -> Inference:
-    """Images through the addressed version (loaded first if need be) and the shared micro-batcher.
+    """Images through the addressed version (loaded first if need be) and the shared micro-batcher,
+    counted in Prometheus by model, version and predicted class, whichever protocol asked.
 
-    Encoded files go through the /predict decoder, with its limits and memory budget.
+    Encoded files go through the upload decoder, with its limits and memory budget.
     """
     async with registry.serve(name, version, label) as loaded:
         pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
+        start = time.perf_counter()
         probabilities = await loaded.predict_all(pixels)
-    return Inference(loaded.name, loaded.version, probabilities)
+        elapsed = time.perf_counter() - start
+    answer = Inference(loaded.name, loaded.version, loaded.class_names, probabilities)
+    _count(answer, elapsed)
+    return answer
+
+
+def _count(answer: Inference, elapsed: float) -> None:
+    version = str(answer.version)
+    seconds = metrics.INFERENCE_SECONDS.labels(answer.model, version)
+    for best in answer.probabilities.argmax(axis=1):
+        seconds.observe(elapsed)
+        metrics.PREDICTIONS.labels(answer.model, version, answer.class_names[best]).inc()

@@ -6,7 +6,9 @@ The core and the registry raise plain exceptions that know nothing of HTTP;
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.decoding import ImageError, ImageTooLarge, UnsupportedImage
@@ -48,9 +50,15 @@ def status_for(error: Exception) -> int:
 DOMAIN_ERRORS = tuple(error_type for error_type, _ in STATUS_BY_ERROR)
 
 
-def protocol_error(error: Exception) -> JSONResponse:
-    """The standard protocols' error body (`{"error": ...}`, Open Inference and TF Serving alike)."""
-    return JSONResponse(status_code=status_for(error), content={"error": str(error)})
+async def protocol_answer(work: Callable[[], Awaitable[Response]]) -> Response:
+    """Run a standard protocol's endpoint (Open Inference, TF Serving): its domain errors, and the body-size
+    limit raised while the body streams in, become the protocols' `{"error": ...}` body with their status."""
+    try:
+        return await work()
+    except DOMAIN_ERRORS as error:
+        return JSONResponse(status_code=status_for(error), content={"error": str(error)})
+    except HTTPException as error:
+        return JSONResponse(status_code=error.status_code, content={"error": str(error.detail)})
 
 
 def register_error_handlers(app: FastAPI) -> None:

@@ -55,6 +55,7 @@ def compose_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "MODELS_HOST_DIR": str(store),
         "CIFAR10_DATA": str(SHARED_ARCHIVE),
         "API_PORT": str(free_port()),
+        "GRPC_HOST_PORT": str(free_port()),
     }
     if os.getuid() != 0:  # Without root the store cannot be handed to uid 1000; run as ourselves.
         env |= {"MODELS_UID": str(os.getuid()), "MODELS_GID": str(os.getgid())}
@@ -107,6 +108,7 @@ def test_train_in_a_container_then_serve_the_new_version(compose_env: dict[str, 
     base = f"http://127.0.0.1:{compose_env['API_PORT']}"
     wait_until_ready(base, timeout=240)
     TIMINGS["api start to ready"] = time.monotonic() - start
+    _grpc_answers_as_rest(f"127.0.0.1:{compose_env['GRPC_HOST_PORT']}", base)
 
     store = Path(compose_env["MODELS_HOST_DIR"])
     new = artifacts.list_versions(store, "model_1")[-1] + 1
@@ -165,6 +167,32 @@ def test_train_in_a_container_then_serve_the_new_version(compose_env: dict[str, 
         text=True,
     )
     print("api container health:", health.stdout.strip())
+
+
+def _grpc_answers_as_rest(address: str, base: str) -> None:
+    """The published gRPC port: health SERVING, and ModelInfer gives REST /v2's probabilities."""
+    import grpc
+    import numpy as np
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from app.protocols import inference_pb2 as pb
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    tensor = pb.ModelInferRequest.InferInputTensor(name="images", datatype="UINT8", shape=pixels.shape)
+    request = pb.ModelInferRequest(model_name="model_1", inputs=[tensor], raw_input_contents=[pixels.tobytes()])
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        answer = infer(request, timeout=30)
+    body = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [2, 32, 32, 3], "data": pixels.tolist()}]}
+    rest = httpx.post(f"{base}/v2/models/model_1/infer", json=body, timeout=30).json()
+    probabilities = np.frombuffer(answer.raw_output_contents[0], "<f4")
+    assert np.abs(probabilities - np.array(rest["outputs"][0]["data"], np.float32)).max() == 0
 
 
 def test_the_train_cluster_profile_trains_on_two_containers(compose_env: dict[str, str]) -> None:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import sys
@@ -32,7 +31,7 @@ import tensorflow as tf
 from training.core import artifacts, openvino_runtime
 from training.core.forward import Forward, forward_for
 from training.core.preprocessing import INPUT_SHAPE, probe_images
-from training.core.staging import staged_dir, staging_name
+from training.core.staging import publish, staged_dir, staging_name
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "images"
@@ -65,7 +64,7 @@ def write_saved_model(model: Any, metadata: artifacts.Metadata, folder: Path) ->
             target = folder / entry.name
             if target.is_dir():
                 shutil.rmtree(target)
-            os.replace(entry, target)  # saved_model.pb last: its arrival marks a complete export.
+            publish(entry, target)  # saved_model.pb last: its arrival marks a complete export.
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -7,15 +7,14 @@ the protocol: `{"error": "..."}` with the domain error's status.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import __version__, dataplane
 from app.deps import DecoderDep, RegistryDep, SettingsDep
-from app.errors import DOMAIN_ERRORS, protocol_error
+from app.errors import protocol_answer
 from app.protocols import open_inference as oip
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
@@ -33,16 +32,6 @@ INFER_BODY = {
         },
     }
 }
-
-
-async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
-    """Run an endpoint's work; domain errors become the protocol's `{"error": ...}` bodies."""
-    try:
-        return await work()
-    except DOMAIN_ERRORS as error:
-        return protocol_error(error)
-    except HTTPException as error:  # The body-size limit, raised while the body streams in.
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
 
 
 @router.get("/health/live", responses=ERRORS)
@@ -72,7 +61,7 @@ async def read_model_metadata(name: str, registry: RegistryDep, version: str | N
     async def work() -> Response:
         return JSONResponse(dataplane.model_metadata(registry, name, dataplane.parse_version(version)))
 
-    return await _answer(work)
+    return await protocol_answer(work)
 
 
 @router.get("/models/{name}/ready", responses=ERRORS)
@@ -84,7 +73,7 @@ async def read_model_ready(name: str, registry: RegistryDep, version: str | None
         ready = dataplane.model_ready(registry, name, dataplane.parse_version(version))
         return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
-    return await _answer(work)
+    return await protocol_answer(work)
 
 
 @router.post("/models/{name}/infer", responses=ERRORS, openapi_extra=INFER_BODY)
@@ -116,7 +105,7 @@ async def infer(
         headers = {"Inference-Header-Content-Length": str(json_length)}
         return Response(body, media_type="application/octet-stream", headers=headers)
 
-    return await _answer(work)
+    return await protocol_answer(work)
 
 
 def _header_length(raw: str | None) -> int | None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, File, Query, Response, UploadFile
 from pydantic import BaseModel
 
-from app import metrics
+from app import dataplane
 from app.decoding import ImageError
 from app.deps import DecoderDep, LabelQuery, RegistryDep, SettingsDep, VersionQuery
 from app.errors import InvalidRequest, status_for
-from app.registry import LoadedModel
 from app.schemas import BatchItem, BatchPrediction, ClassProbability, ErrorResponse, Prediction
 from app.uploads import Decoder
 
@@ -47,9 +45,8 @@ async def predict_image(
     top_k: TopKQuery = 3,
 ) -> Response:
     """Classify one image into one of the ten CIFAR-10 classes."""
-    async with registry.serve(model, version, label) as loaded:
-        image = await decoder.decode(await file.read())
-        return _json(await _classify(loaded, image, top_k))
+    answer = await dataplane.infer(registry, decoder, [await file.read()], model, version, label)
+    return _json(_prediction(answer, 0, top_k))
 
 
 @router.post("/predict/batch", response_model=BatchPrediction, responses=ERRORS)
@@ -69,10 +66,19 @@ async def predict_batch(
     """Classify several images in one request; a bad file gets an error entry, not a failed request."""
     if len(files) > settings.max_batch_files:
         raise InvalidRequest(f"{len(files)} files sent; at most {settings.max_batch_files} per request")
-    async with registry.serve(model, version, label) as loaded:
-        # Submitted together, so the micro-batcher runs them as one forward pass; gather keeps the order.
-        results = await asyncio.gather(*(_classify_upload(loaded, upload, decoder, top_k) for upload in files))
-        return _json(BatchPrediction(model=loaded.name, version=loaded.version, results=list(results)))
+    name, number = registry.resolve(model, version, label)  # An unknown model is a 404 before any decoding.
+    decoded = await asyncio.gather(*(_decode(upload, decoder) for upload in files))
+    images = [item for item in decoded if isinstance(item, np.ndarray)]
+    # One call, so the micro-batcher runs the good images together, as one forward pass.
+    answer = await dataplane.infer(registry, decoder, images, name, number) if images else None
+    results: list[BatchItem] = []
+    rows = iter(range(len(images)))  # The answer's rows, in the order of the good files.
+    for upload, item in zip(files, decoded, strict=True):
+        if isinstance(item, BatchItem):
+            results.append(item)
+        elif answer is not None:
+            results.append(BatchItem(filename=upload.filename, prediction=_prediction(answer, next(rows), top_k)))
+    return _json(BatchPrediction(model=name, version=number, results=results))
 
 
 def _json(body: BaseModel) -> Response:
@@ -85,27 +91,23 @@ def _json(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-async def _classify_upload(loaded: LoadedModel, upload: UploadFile, decoder: Decoder, top_k: int) -> BatchItem:
+async def _decode(upload: UploadFile, decoder: Decoder) -> np.ndarray | BatchItem:
+    """The file's pixels, or its error entry."""
     try:
-        image = await decoder.decode(await upload.read())
+        return await decoder.decode(await upload.read())
     except ImageError as error:
         return BatchItem(filename=upload.filename, error=str(error), status=status_for(error))
-    return BatchItem(filename=upload.filename, prediction=await _classify(loaded, image, top_k))
 
 
-async def _classify(loaded: LoadedModel, image: np.ndarray, top_k: int) -> Prediction:
-    start = time.perf_counter()
-    probabilities = (await loaded.batcher.predict(image)).tolist()
-    version = str(loaded.version)
-    metrics.INFERENCE_SECONDS.labels(loaded.name, version).observe(time.perf_counter() - start)
-    names = loaded.class_names
+def _prediction(answer: dataplane.Inference, row: int, top_k: int) -> Prediction:
+    probabilities = answer.probabilities[row].tolist()
+    names = answer.class_names
     ranked = sorted(range(len(names)), key=lambda index: -probabilities[index])  # Stable: ties keep label order.
     best = ranked[0]
-    metrics.PREDICTIONS.labels(loaded.name, version, names[best]).inc()
     # Built from values this function produced itself, so pydantic's validation is skipped (model_construct).
     return Prediction.model_construct(
-        model=loaded.name,
-        version=loaded.version,
+        model=answer.model,
+        version=answer.version,
         class_index=best,
         class_name=names[best],
         probability=probabilities[best],

@@ -8,15 +8,14 @@ same registry and micro-batcher as `/predict`; errors are `{"error": "..."}`.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import dataplane
 from app.deps import DecoderDep, RegistryDep, SettingsDep
-from app.errors import DOMAIN_ERRORS, ModelNotFound, protocol_error
+from app.errors import ModelNotFound, protocol_answer
 from app.protocols import tf_serving
 from app.protocols.open_inference import TensorError
 from app.registry import LoadState, ModelRegistry
@@ -37,16 +36,6 @@ TF_STATES = {
 }
 
 
-async def _answer(work: Callable[[], Awaitable[Any]]) -> Response:
-    try:
-        result = await work()
-    except DOMAIN_ERRORS as error:
-        return protocol_error(error)
-    except HTTPException as error:  # The body-size limit, raised while the body streams in.
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
-    return JSONResponse(result)
-
-
 # The :predict routes come first: `/{name}` would also match "model_1:predict", and an OPTIONS or
 # wrong-method request must be told the methods of the route it meant (Allow: POST).
 @router.post("/{name}:predict", responses=ERRORS, openapi_extra=PREDICT_BODY)
@@ -63,7 +52,7 @@ async def predict(
 ) -> Response:
     """Classify `instances` (row format) or `inputs` (columnar): b64 image files or 32x32x3 pixel lists."""
 
-    async def work() -> dict[str, Any]:
+    async def work() -> Response:
         number = dataplane.parse_version(version)
         registry.resolve(name, number, label)  # An unknown model is a 404 before its body is read.
         try:
@@ -72,9 +61,9 @@ async def predict(
             raise TensorError(f"the request body is not valid JSON ({error})") from error
         images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
         answer = await dataplane.infer(registry, decoder, images, name, number, label)
-        return tf_serving.predict_response(answer.probabilities, row)
+        return JSONResponse(tf_serving.predict_response(answer.probabilities, row))
 
-    return await _answer(work)
+    return await protocol_answer(work)
 
 
 @router.get("/{name}", responses=ERRORS)
@@ -85,18 +74,20 @@ async def read_model_status(
 ) -> Response:
     """`model_version_status`: every version's state, or the one addressed."""
 
-    async def work() -> dict[str, Any]:
+    async def work() -> Response:
         states = registry.states(name)
         if not states:
             raise ModelNotFound(f"Servable not found for request: model {name!r}")
         chosen = sorted(states)
         if version is not None or label is not None:
             chosen = [_resolve(registry, name, version, label)]
-        return tf_serving.version_status(
-            {v: (TF_STATES[states[v].state], states[v].error or "") for v in chosen if v in states}
+        return JSONResponse(
+            tf_serving.version_status(
+                {v: (TF_STATES[states[v].state], states[v].error or "") for v in chosen if v in states}
+            )
         )
 
-    return await _answer(work)
+    return await protocol_answer(work)
 
 
 @router.get("/{name}/metadata", responses=ERRORS)
@@ -107,11 +98,11 @@ async def read_model_metadata(
 ) -> Response:
     """The serving_default signature: uint8 images [-1, 32, 32, 3] in, probabilities [-1, 10] out."""
 
-    async def work() -> dict[str, Any]:
+    async def work() -> Response:
         model, number = registry.resolve(name, dataplane.parse_version(version), label)
-        return tf_serving.metadata(model, number)
+        return JSONResponse(tf_serving.metadata(model, number))
 
-    return await _answer(work)
+    return await protocol_answer(work)
 
 
 def _resolve(registry: ModelRegistry, name: str, version: str | None, label: str | None) -> int:

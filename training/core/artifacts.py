@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation, TtaAverage
-from training.core.staging import STAGING_PREFIX
+from training.core.staging import STAGING_PREFIX, publish, staging_name
 
 # 2: calibrated versions (temperature, TTA average, calibration and robustness reports, calibration.png).
 FORMAT_VERSION = 2
@@ -469,7 +469,7 @@ def save_version(
         raise ValueError(f"plots must be exactly {PLOT_FILES}, got {sorted(plots)}")
     folder = models_dir / metadata.name
     folder.mkdir(parents=True, exist_ok=True)
-    staging = folder / f"{STAGING_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    staging = staging_name(folder / "new-version")
     staging.mkdir()
     try:
         model.save(staging / MODEL_FILE)
@@ -523,7 +523,7 @@ def _claim_version(staging: Path, folder: Path, metadata: Metadata) -> Path:
         target = folder / str(max(versions, default=0) + 1)
         write_record(staging, METADATA_FILE, metadata.model_copy(update={"version": int(target.name)}))
         try:
-            os.rename(staging, target)
+            publish(staging, target)
         except OSError:
             continue
         return target

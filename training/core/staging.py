@@ -21,13 +21,20 @@ def staging_name(target: Path) -> Path:
     return target.with_name(f"{STAGING_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{target.name}")
 
 
+def publish(staged: Path, target: Path) -> None:
+    """Move a finished file or folder into place in one rename: atomic for readers. A file replaces
+    `target`; a folder takes a missing or empty `target` and raises OSError onto a non-empty one (which
+    makes it an atomic "create if absent": version numbers are claimed this way)."""
+    os.replace(staged, target)
+
+
 @contextlib.contextmanager
 def staged_file(target: Path) -> Iterator[Path]:
     """Yield a path to write; on success it replaces `target` in one rename, on failure it is removed."""
     staging = staging_name(target)
     try:
         yield staging
-        os.replace(staging, target)
+        publish(staging, target)
     finally:
         staging.unlink(missing_ok=True)
 
@@ -40,14 +47,10 @@ def staged_dir(target: Path, overwrite: bool = True) -> Iterator[Path]:
     staging.mkdir(parents=True)
     try:
         yield staging
-        if not overwrite:
-            os.rename(staging, target)  # Fails onto a non-empty folder: atomic "create if absent".
-        elif target.exists():  # rename(2) cannot replace a non-empty folder: move the old one aside first.
-            retired = staging_name(target)
+        retired = staging_name(target)
+        if overwrite and target.exists():  # A rename cannot replace a non-empty folder: move the old one aside.
             os.rename(target, retired)
-            os.rename(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.rename(staging, target)
+        publish(staging, target)
+        shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
