@@ -54,17 +54,17 @@ INT8_GATED_CONDITIONS = ("lossless", "jpeg_q75")  # Where int8 must keep TensorF
 
 @dataclass(frozen=True)
 class BackendOptions:
-    """What the loader needs from the settings, so this module never reads them itself."""
+    """What the loader needs from the settings, so this module never reads them itself. Built only by
+    `Settings.backend_options()`, where each value has its default and its meaning."""
 
-    requested: Backend = Backend.AUTO
-    threads: int = 1
-    parity_tolerance: float = 1e-4
-    batch_size: int = 32  # The micro-batcher's largest batch.
-    int8_max_drop_points: float = 0.1  # Most accuracy points int8 may lose on any gated condition.
-    int8_max_ece_increase: float = 0.005  # How much less calibrated (ECE) int8 may be than TensorFlow.
-    # int8 kernels differ a little between CPUs (VNNI or not); a wrong or damaged file differs by far more.
-    int8_probe_tolerance: float = 1e-2
-    int8_batch_size: int = 16  # The micro-batcher's largest batch for a version served in int8.
+    requested: Backend
+    threads: int
+    parity_tolerance: float
+    batch_size: int  # The micro-batcher's largest batch.
+    int8_max_drop_points: float  # Most accuracy points int8 may lose on any gated condition.
+    int8_max_ece_increase: float  # How much less calibrated (ECE) int8 may be than TensorFlow.
+    int8_probe_tolerance: float
+    int8_batch_size: int  # The micro-batcher's largest batch for a version served in int8.
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,7 @@ def make_loader(options: BackendOptions) -> Loader:
     return partial(load_servable, options=options)
 
 
-TENSORFLOW_ONLY = BackendOptions(Backend.TENSORFLOW)
-
-
-def load_servable(folder: Path, options: BackendOptions = TENSORFLOW_ONLY) -> Servable:
+def load_servable(folder: Path, options: BackendOptions) -> Servable:
     """The production loader."""
     artifact = artifacts.load_artifact(folder)
     metadata = artifact.metadata

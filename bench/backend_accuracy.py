@@ -21,7 +21,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.backends import Backend, BackendOptions  # noqa: E402
+from app.backends import Backend  # noqa: E402
+from app.config import Settings  # noqa: E402
 from app.inference import load_servable  # noqa: E402
 from bench import machine  # noqa: E402
 from training import robustness  # noqa: E402
@@ -47,7 +48,7 @@ def main() -> int:
     for name in args.versions:
         folder = args.models_dir / name
         backends = {
-            backend: load_servable(folder, BackendOptions(backend, threads=2))
+            backend: load_servable(folder, Settings(inference_backend=backend, tf_intra_op_threads=2).backend_options())
             for backend in (Backend.TENSORFLOW, Backend.OPENVINO)
         }
         assert backends[Backend.OPENVINO].backend is Backend.OPENVINO, backends[Backend.OPENVINO].refused

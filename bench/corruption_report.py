@@ -25,7 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.backends import Backend, BackendOptions  # noqa: E402
+from app.backends import Backend  # noqa: E402
+from app.config import Settings  # noqa: E402
 from app.inference import load_servable  # noqa: E402
 from bench import machine  # noqa: E402
 from training import augment, calibration, robustness  # noqa: E402
@@ -38,7 +39,7 @@ BATCH = 500
 def measure(
     folder: Path, images: np.ndarray, labels: np.ndarray, backend: Backend, size: int
 ) -> tuple[str, dict[str, float], CorruptionReport]:
-    servable = load_servable(folder, BackendOptions(backend, threads=2))
+    servable = load_servable(folder, Settings(inference_backend=backend, tf_intra_op_threads=2).backend_options())
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return np.concatenate([servable.predict(batch[i : i + BATCH]) for i in range(0, len(batch), BATCH)])

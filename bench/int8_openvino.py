@@ -23,7 +23,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.backends import Backend, BackendOptions  # noqa: E402
+from app.backends import Backend  # noqa: E402
+from app.config import Settings  # noqa: E402
 from app.inference import load_servable  # noqa: E402
 from bench import machine  # noqa: E402
 from training import robustness  # noqa: E402
@@ -83,7 +84,9 @@ def main() -> int:
 
 
 def _served(folder: Path, backend: Backend, threads: int):
-    options = BackendOptions(backend, threads=threads, int8_max_drop_points=100.0)
+    options = Settings(
+        inference_backend=backend, tf_intra_op_threads=threads, int8_max_drop_points=100.0
+    ).backend_options()
     compiled = load_servable(folder, options)
     if compiled.backend is not backend:
         raise SystemExit(f"{backend} refused: {compiled.refused}")

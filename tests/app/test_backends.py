@@ -6,6 +6,7 @@ import importlib.util
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +23,11 @@ from training.core.forward import forward_for
 from training.core.preprocessing import probe_images
 
 needs_openvino = pytest.mark.skipif(not installed(Backend.OPENVINO), reason="openvino is not installed")
+
+
+def options(backend: Backend, **settings: Any) -> BackendOptions:
+    """The loader's options as the service builds them, from Settings with these changes."""
+    return Settings(inference_backend=backend, **settings).backend_options()
 
 
 def _forward(folder: Path):
@@ -66,7 +72,7 @@ def test_probe_batch_is_fixed_and_photo_like() -> None:
 def test_openvino_serves_every_committed_version_as_tensorflow_does(version: str) -> None:
     """Parity on the 40 real test images: same class, probabilities within float32 accumulation error."""
     folder = COMMITTED_MODELS / version
-    servable = load_servable(folder, BackendOptions(Backend.OPENVINO, threads=2))
+    servable = load_servable(folder, options(Backend.OPENVINO, tf_intra_op_threads=2))
     assert servable.backend is Backend.OPENVINO, servable.refused
     images = _samples()
     expected = _forward(folder)(images).numpy()
@@ -95,20 +101,20 @@ def test_ir_that_no_longer_gives_tensorflows_recorded_answers_is_refused_and_ten
     shifted = np.roll(np.asarray(record.probe_probabilities), 1, axis=1).tolist()
     folder = _edited_ir(tiny_store, tmp_path, probe_probabilities=shifted)
 
-    servable = load_servable(folder, BackendOptions(Backend.OPENVINO))
+    servable = load_servable(folder, options(Backend.OPENVINO))
 
     assert servable.backend is Backend.TENSORFLOW
     assert "disagrees with TensorFlow's answers recorded at publish" in servable.refused[Backend.OPENVINO]
     reference = _forward(folder)(probe_images()).numpy()
     np.testing.assert_array_equal(servable.predict(probe_images()), reference)
     (folder / artifacts.IR_DIR / "model.bin").write_bytes(b"truncated")
-    servable = load_servable(folder, BackendOptions(Backend.OPENVINO))
+    servable = load_servable(folder, options(Backend.OPENVINO))
     assert servable.refused[Backend.OPENVINO].startswith("loading openvino/model.xml failed")
 
 
 @needs_openvino
 def test_tolerance_decides_refusal(tiny_store: Path) -> None:
-    strict = BackendOptions(Backend.AUTO, parity_tolerance=1e-30)
+    strict = options(Backend.AUTO, backend_parity_tolerance=1e-30)
     servable = load_servable(tiny_store / "model_1" / "1", strict)
     assert servable.backend is Backend.TENSORFLOW
     assert "tolerance 1e-30" in servable.refused[Backend.OPENVINO]
@@ -119,13 +125,13 @@ def test_a_version_without_ir_serves_on_tensorflow_and_says_how_to_add_it(tiny_s
     folder = tmp_path / "model_1" / "1"
     shutil.copytree(tiny_store / "model_1" / "1", folder)
     shutil.rmtree(folder / artifacts.IR_DIR)
-    servable = load_servable(folder, BackendOptions(Backend.OPENVINO))
+    servable = load_servable(folder, options(Backend.OPENVINO))
     assert servable.backend is Backend.TENSORFLOW
     assert "python -m training export" in servable.refused[Backend.OPENVINO]
 
 
 def test_tensorflow_when_asked(tiny_store: Path) -> None:
-    servable = load_servable(tiny_store / "model_1" / "1", BackendOptions(Backend.TENSORFLOW))
+    servable = load_servable(tiny_store / "model_1" / "1", options(Backend.TENSORFLOW))
     assert servable.backend is Backend.TENSORFLOW and servable.refused == {}
 
 
@@ -148,7 +154,9 @@ needs_int8 = pytest.mark.skipif(
     not installed(Backend.OPENVINO) or importlib.util.find_spec("nncf") is None, reason="openvino and nncf needed"
 )
 # The gate opened wide: the tiny model's measurements say little; the gate has tests of its own.
-INT8_ONLY = BackendOptions(Backend.OPENVINO_INT8, int8_max_drop_points=100.0, int8_max_ece_increase=1.0)
+INT8_ONLY = Settings(
+    inference_backend=Backend.OPENVINO_INT8, int8_max_drop_points=100.0, int8_max_ece_increase=1.0
+).backend_options()
 
 
 def _edited_quantization(store: Path, tmp_path: Path, **changes: object) -> Path:
@@ -179,7 +187,7 @@ def test_int8_that_lost_accuracy_is_refused_and_fp32_serves(quantized_store: Pat
     worse = dict(measured.reference_accuracy, jpeg_q75=measured.reference_accuracy["jpeg_q75"] - 0.005)
     folder = _edited_quantization(quantized_store, tmp_path, accuracy=worse)
 
-    servable = load_servable(folder, BackendOptions(Backend.OPENVINO_INT8, int8_max_ece_increase=1.0))
+    servable = load_servable(folder, options(Backend.OPENVINO_INT8, int8_max_ece_increase=1.0))
 
     assert servable.backend is Backend.OPENVINO
     assert servable.refused[Backend.OPENVINO_INT8] == "int8 loses 0.50 accuracy points on jpeg_q75 (limit 0.1)"
@@ -193,7 +201,7 @@ def test_int8_that_is_less_calibrated_is_refused(quantized_store: Path, tmp_path
     scores = measured.probability_scores.model_copy(update={"ece": reference + 0.006})
     folder = _edited_quantization(quantized_store, tmp_path, probability_scores=scores)
 
-    servable = load_servable(folder, BackendOptions(Backend.OPENVINO_INT8, int8_max_drop_points=100.0))
+    servable = load_servable(folder, options(Backend.OPENVINO_INT8, int8_max_drop_points=100.0))
 
     assert servable.backend is Backend.OPENVINO
     assert servable.refused[Backend.OPENVINO_INT8].startswith("int8 is less calibrated: ECE")
@@ -220,7 +228,7 @@ def test_an_int8_file_that_no_longer_gives_its_recorded_answers_is_refused(
 
 @needs_openvino
 def test_a_version_without_int8_says_how_to_make_one(tiny_store: Path) -> None:
-    servable = load_servable(tiny_store / "model_1" / "1", BackendOptions(Backend.OPENVINO_INT8))
+    servable = load_servable(tiny_store / "model_1" / "1", options(Backend.OPENVINO_INT8))
     assert servable.backend is Backend.OPENVINO
     assert "python -m training quantize" in servable.refused[Backend.OPENVINO_INT8]
 
@@ -233,7 +241,7 @@ def test_committed_int8_versions_answer_the_samples_as_tensorflow_does(version: 
     test set it picks another class for 0.65-0.81% of images (whitened_convnet v6, v8, v10: `agreement` in
     their metadata), always close calls; v10 does so on 2 of these 40, both where TensorFlow is unsure."""
     folder = COMMITTED_MODELS / version
-    servable = load_servable(folder, BackendOptions(Backend.OPENVINO_INT8, threads=2))
+    servable = load_servable(folder, options(Backend.OPENVINO_INT8, tf_intra_op_threads=2))
     assert servable.backend is Backend.OPENVINO_INT8, servable.refused
     images = _samples()
     expected = _forward(folder)(images).numpy()

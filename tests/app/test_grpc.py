@@ -24,6 +24,8 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
+from app.config import Settings
+from app.main import create_app
 from app.protocols import inference_pb2 as pb
 from tests.utils.data import COMMITTED_MODELS, SAMPLES
 from tests.utils.images import png_declaring
@@ -67,9 +69,11 @@ def outputs(answer: pb.ModelInferResponse) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[TestClient, grpc.Channel]]:
     port = free_port()
-    with running_client(COMMITTED_MODELS, grpc_port=port) as client:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield client, channel
+    with (
+        running_client(COMMITTED_MODELS, grpc_port=port) as client,
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        yield client, channel
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +121,9 @@ def test_answers_equal_the_rest_v2_path_on_the_committed_samples(
 ) -> None:
     client, channel = served
     answer = outputs(infer(channel, pixels_request("whitened_convnet", pixels)))
-    header = b'{"inputs":[{"name":"images","datatype":"UINT8","shape":[%d,32,32,3],"parameters":{"binary_data_size":%d}}],'
+    header = (
+        b'{"inputs":[{"name":"images","datatype":"UINT8","shape":[%d,32,32,3],"parameters":{"binary_data_size":%d}}],'
+    )
     header %= (len(pixels), pixels.nbytes)
     header += b'"outputs":[{"name":"probabilities","parameters":{"binary_data":true}}]}'
     rest = client.post(
@@ -222,9 +228,12 @@ def test_each_error_has_its_status_code(
 
 def test_a_message_over_the_size_limit_is_resource_exhausted(tmp_path: Path) -> None:
     port = free_port()
-    with running_client(COMMITTED_MODELS, grpc_port=port, max_upload_bytes=100_000):
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            code, _ = status_of(channel, pixels_request("model_1", np.zeros((40, 32, 32, 3), np.uint8)))
+    request = pixels_request("model_1", np.zeros((40, 32, 32, 3), np.uint8))  # 122,880 bytes of pixels.
+    with (
+        running_client(COMMITTED_MODELS, grpc_port=port, max_upload_bytes=100_000),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        code, _ = status_of(channel, request)
     assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
@@ -254,23 +263,19 @@ def test_the_health_service_follows_readiness(tiny_store: Path, tmp_path: Path) 
     store = tmp_path / "store"
     store.mkdir()
     port = free_port()
-    settings = {"grpc_port": port, "poll_interval_seconds": 0.2}
-    from app.config import Settings
-    from app.main import create_app
+    app = create_app(Settings(models_dir=store, grpc_port=port, poll_interval_seconds=0.2))
+    with TestClient(app), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
 
-    with TestClient(create_app(Settings(models_dir=store, **settings))):
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+        def status() -> int:
+            return health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status
 
-            def status() -> int:
-                return health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status
-
-            wait_for(lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING)
-            assert not rpc(channel, "ServerReady", pb.ServerReadyRequest(), pb.ServerReadyResponse).ready
-            shutil.copytree(tiny_store / "model_1", store / "model_1")
-            wait_for(lambda: status() == health_pb2.HealthCheckResponse.SERVING)
-            named = health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService")
-            assert health.Check(named, timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+        wait_for(lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING)
+        assert not rpc(channel, "ServerReady", pb.ServerReadyRequest(), pb.ServerReadyResponse).ready
+        shutil.copytree(tiny_store / "model_1", store / "model_1")
+        wait_for(lambda: status() == health_pb2.HealthCheckResponse.SERVING)
+        named = health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService")
+        assert health.Check(named, timeout=10).status == health_pb2.HealthCheckResponse.SERVING
 
 
 def wait_for(condition: object, timeout: float = 60.0) -> None:
