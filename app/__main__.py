@@ -20,9 +20,10 @@ from app.connections import HeaderDeadlineProtocol
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def prepare_multiprocess_metrics() -> Path:
-    """An empty folder for the workers' metric files; must exist before any worker imports prometheus_client."""
-    folder = Path(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="cifar10-metrics-"))
+def prepare_multiprocess_metrics(configured: Path | None) -> Path:
+    """An empty folder for the workers' metric files; must exist before any worker imports prometheus_client,
+    which finds it in the environment."""
+    folder = configured or Path(tempfile.mkdtemp(prefix="cifar10-metrics-"))
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):  # Counts from an earlier run must not carry over; nothing else is touched.
         stale.unlink()
@@ -33,7 +34,7 @@ def prepare_multiprocess_metrics() -> Path:
 def main() -> None:
     settings = get_settings()
     if settings.workers > 1:
-        prepare_multiprocess_metrics()
+        prepare_multiprocess_metrics(settings.prometheus_multiproc_dir)
     uvicorn.run(
         "app.main:app",
         host=settings.host,

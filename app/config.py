@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     grpc_keepalive_timeout_seconds: float = Field(
         20.0, gt=0, description="gRPC: close a connection whose ping is not answered within this time."
     )
+    prometheus_multiproc_dir: Path | None = Field(
+        None, description="With WORKERS > 1: where the workers' metric files go (default: a new temporary folder)."
+    )
     workers: int = Field(
         1, gt=0, description="Server processes `python -m app` starts; each gets CPUs / WORKERS inference threads."
     )
