@@ -65,6 +65,24 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
     host: str = Field("127.0.0.1", description="Address `python -m app` listens on (0.0.0.0 in the image).")
     port: int = Field(8000, gt=0, lt=65536, description="Port `python -m app` listens on.")
+    monitoring_enabled: bool = Field(True, description="Record every prediction in the prediction log.")
+    monitoring_db: str = Field(
+        "sqlite:///data/monitoring.db",
+        description="The prediction log, a SQLAlchemy URL: a SQLite file (relative paths from the working "
+        "directory) or PostgreSQL (postgresql+pg8000://user:password@host/db) when replicas share one log.",
+    )
+    monitoring_queue_size: int = Field(
+        10_000, gt=0, description="Records waiting for the log's writer; beyond, they are dropped and counted."
+    )
+    monitoring_retention_days: float = Field(30.0, gt=0, description="Logged predictions older than this are deleted.")
+    monitoring_window_hours: float = Field(
+        24.0, gt=0, description="The window of the monitoring gauges on /metrics (GET /monitoring takes `since`)."
+    )
+    log_images: bool = Field(False, description="Also store each prediction's 32x32 pixels (PNG) in the log.")
+    drift_psi_threshold: float = Field(
+        0.2, gt=0, description="Predicted classes drifted from the test set's above this population stability index."
+    )
+    drift_min_predictions: int = Field(100, gt=0, description="Fewer predictions in a window: no drift verdict.")
     shutdown_grace_seconds: float = Field(
         5.0, ge=0, description="On SIGTERM, how long requests and gRPC calls in progress may finish (then cancelled)."
     )

@@ -1,16 +1,19 @@
-"""What a protocol request means, decided once for every protocol: REST `/v2` and `/v1`, gRPC.
+"""What a prediction request means, decided once for every surface: `/predict`, REST `/v2` and `/v1`, gRPC.
 
 The protocol modules (`app.protocols.*`) only translate wire formats, and the routers and
-the gRPC servicer only carry them; version numbers, readiness, model metadata and running
-images through a model are answered here, as KServe's data plane answers them for all of
-its protocols (kserve/protocol/dataplane.py).
+the gRPC servicer only carry them; version numbers, readiness, model metadata, decoding,
+running images through a model, counting the answers and recording them in the
+prediction log happen here, as KServe's data plane does for all of its protocols
+(kserve/protocol/dataplane.py). Every answered image gets its `prediction_id` here.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,21 +21,26 @@ import numpy as np
 from app import metrics
 from app.decoding import Pending
 from app.errors import ModelNotFound, ModelNotReady
+from app.monitoring.log import PredictionLog, Record
 from app.protocols import open_inference as oip
 from app.registry import ModelRegistry
 from app.uploads import Decoder
 
+# The protocols' response header (and gRPC response parameter) with each image's id, comma-separated in input order.
+PREDICTION_IDS = "Prediction-Id"
 MAX_VERSION_DIGITS = 9  # Versions are small integers; a longer number is a typo or an attack, not a version.
 
 
 @dataclass(frozen=True)
 class Inference:
-    """The version that answered and its calibrated probabilities, one row per image, in order."""
+    """The version that answered, its calibrated probabilities (one row per image, in order) and each
+    row's id in the prediction log."""
 
     model: str
     version: int
     class_names: list[str]
     probabilities: np.ndarray
+    prediction_ids: list[str]
 
 
 def parse_version(raw: str | None) -> int | None:
@@ -44,54 +52,66 @@ def parse_version(raw: str | None) -> int | None:
     return int(raw)
 
 
-def server_ready(registry: ModelRegistry) -> bool:
-    """Ready once the initial scan is done and some model answers by default: the one rule behind
-    /readyz, /v2/health/ready, gRPC ServerReady and the gRPC health service."""
-    return registry.ready.is_set() and registry.default_model() is not None
+class DataPlane:
+    """The registry, the decoder and the prediction log behind every prediction surface."""
 
+    def __init__(self, registry: ModelRegistry, decoder: Decoder, log: PredictionLog | None = None) -> None:
+        self.registry = registry
+        self.decoder = decoder
+        self.log = log  # None: MONITORING_ENABLED=false.
 
-def model_ready(registry: ModelRegistry, name: str, version: int | None) -> bool:
-    """Whether that version (default: the model's default) is in memory; unknown ones raise ModelNotFound."""
-    try:
-        registry.get(name, version)
-    except ModelNotReady:
-        return False
-    return True
+    def server_ready(self) -> bool:
+        """Ready once the initial scan is done and some model answers by default: the one rule behind
+        /readyz, /v2/health/ready, gRPC ServerReady and the gRPC health service."""
+        return self.registry.ready.is_set() and self.registry.default_model() is not None
 
+    def resolve(self, name: str | None, version: int | None = None, label: str | None = None) -> tuple[str, int]:
+        """(model, version) a request addresses (ModelNotFound, ModelNotReady): checked before a body is read."""
+        return self.registry.resolve(name, version, label)
 
-def model_metadata(registry: ModelRegistry, name: str, version: int | None) -> dict[str, Any]:
-    """The Open Inference Protocol's model metadata (REST and gRPC alike)."""
-    model, _ = registry.resolve(name, version)
-    return {
-        "name": model,
-        "versions": [str(v) for v in registry.servable_versions(model)],
-        "platform": oip.PLATFORM,
-        "inputs": oip.input_metadata(),
-        "outputs": oip.output_metadata(),
-    }
+    def model_ready(self, name: str, version: int | None) -> bool:
+        """Whether that version (default: the model's default) is in memory; unknown ones raise ModelNotFound."""
+        try:
+            self.registry.get(name, version)
+        except ModelNotReady:
+            return False
+        return True
 
+    def model_metadata(self, name: str, version: int | None) -> dict[str, Any]:
+        """The Open Inference Protocol's model metadata (REST and gRPC alike)."""
+        model, _ = self.registry.resolve(name, version)
+        return {
+            "name": model,
+            "versions": [str(v) for v in self.registry.servable_versions(model)],
+            "platform": oip.PLATFORM,
+            "inputs": oip.input_metadata(),
+            "outputs": oip.output_metadata(),
+        }
 
-async def infer(
-    registry: ModelRegistry,
-    decoder: Decoder,
-    images: np.ndarray | Sequence[Pending],
-    name: str | None,
-    version: int | None = None,
-    label: str | None = None,
-) -> Inference:
-    """Images through the addressed version (loaded first if need be) and the shared micro-batcher,
-    counted in Prometheus by model, version and predicted class, whichever protocol asked.
+    async def infer(
+        self,
+        images: np.ndarray | Sequence[Pending],
+        name: str | None,
+        version: int | None = None,
+        label: str | None = None,
+        endpoint: str = "predict",
+    ) -> Inference:
+        """Images through the addressed version (loaded first if need be) and the shared micro-batcher;
+        each answer counted in Prometheus and recorded in the prediction log, whichever surface asked.
 
-    Encoded files go through the upload decoder, with its limits and memory budget.
-    """
-    async with registry.serve(name, version, label) as loaded:
-        pixels = [image if isinstance(image, np.ndarray) else await decoder.decode(image) for image in images]
-        start = time.perf_counter()
-        probabilities = await loaded.predict_all(pixels)
-        elapsed = time.perf_counter() - start
-    answer = Inference(loaded.name, loaded.version, loaded.class_names, probabilities)
-    _count(answer, elapsed)
-    return answer
+        Encoded files go through the upload decoder, with its limits and memory budget.
+        """
+        async with self.registry.serve(name, version, label) as loaded:
+            pixels = [image if isinstance(image, np.ndarray) else await self.decoder.decode(image) for image in images]
+            start = time.perf_counter()
+            probabilities = await loaded.predict_all(pixels)
+            elapsed = time.perf_counter() - start
+        ids = [uuid.uuid4().hex for _ in pixels]
+        answer = Inference(loaded.name, loaded.version, loaded.class_names, probabilities, ids)
+        _count(answer, elapsed)
+        if self.log is not None:
+            self.log.record(_records(answer, pixels, elapsed, endpoint))
+        return answer
 
 
 def _count(answer: Inference, elapsed: float) -> None:
@@ -100,3 +120,25 @@ def _count(answer: Inference, elapsed: float) -> None:
     for best in answer.probabilities.argmax(axis=1):
         seconds.observe(elapsed)
         metrics.PREDICTIONS.labels(answer.model, version, answer.class_names[best]).inc()
+
+
+def _records(answer: Inference, pixels: list[np.ndarray], elapsed: float, endpoint: str) -> list[Record]:
+    now = datetime.now(UTC)
+    best = answer.probabilities.argmax(axis=1)
+    return [
+        Record(
+            id=prediction_id,
+            created_at=now,
+            model=answer.model,
+            version=answer.version,
+            endpoint=endpoint,
+            class_index=int(index),
+            class_name=answer.class_names[index],
+            probability=float(row[index]),
+            latency_ms=elapsed * 1000,
+            pixels=image,
+        )
+        for prediction_id, index, row, image in zip(
+            answer.prediction_ids, best, answer.probabilities, pixels, strict=True
+        )
+    ]

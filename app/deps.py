@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from app.config import Settings
+from app.dataplane import DataPlane
 from app.registry import ModelRegistry
 from app.uploads import Decoder
 
@@ -28,7 +29,13 @@ async def get_decoder(request: Request) -> Decoder:
     return decoder
 
 
+async def get_dataplane(request: Request) -> DataPlane:
+    dataplane: DataPlane = request.app.state.dataplane
+    return dataplane
+
+
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
 DecoderDep = Annotated[Decoder, Depends(get_decoder)]
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="Model version; default: the model's default (policy pin or promotion gate).")

@@ -22,14 +22,13 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from app import __version__, dataplane
+from app import __version__
 from app.config import Settings
+from app.dataplane import PREDICTION_IDS, DataPlane, parse_version
 from app.errors import DOMAIN_ERRORS, status_for
 from app.protocols import inference_pb2 as pb
 from app.protocols import open_inference as oip
 from app.protocols import open_inference_grpc as grpc_protocol
-from app.registry import ModelRegistry
-from app.uploads import Decoder
 
 SERVICE = "inference.GRPCInferenceService"
 HEALTH_POLL_SECONDS = 0.5
@@ -50,35 +49,36 @@ Context = grpc.aio.ServicerContext[bytes, Message]
 class InferenceServicer:
     """The six calls of the protocol's health, metadata and inference API, answered by the data plane."""
 
-    def __init__(self, registry: ModelRegistry, decoder: Decoder, settings: Settings) -> None:
-        self.registry = registry
-        self.decoder = decoder
+    def __init__(self, dataplane: DataPlane, settings: Settings) -> None:
+        self.dataplane = dataplane
         self.settings = settings
 
     async def server_live(self, _: pb.ServerLiveRequest) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     async def server_ready(self, _: pb.ServerReadyRequest) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=dataplane.server_ready(self.registry))
+        return pb.ServerReadyResponse(ready=self.dataplane.server_ready())
 
     async def model_ready(self, request: pb.ModelReadyRequest) -> pb.ModelReadyResponse:
-        version = dataplane.parse_version(request.version)
-        return pb.ModelReadyResponse(ready=dataplane.model_ready(self.registry, request.name, version))
+        version = parse_version(request.version)
+        return pb.ModelReadyResponse(ready=self.dataplane.model_ready(request.name, version))
 
     async def server_metadata(self, _: pb.ServerMetadataRequest) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=oip.SERVER_NAME, version=__version__, extensions=oip.EXTENSIONS)
 
     async def model_metadata(self, request: pb.ModelMetadataRequest) -> pb.ModelMetadataResponse:
-        version = dataplane.parse_version(request.version)
-        return grpc_protocol.model_metadata(dataplane.model_metadata(self.registry, request.name, version))
+        version = parse_version(request.version)
+        return grpc_protocol.model_metadata(self.dataplane.model_metadata(request.name, version))
 
     async def model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        version = dataplane.parse_version(request.model_version)
-        self.registry.resolve(request.model_name, version)  # An unknown model is NOT_FOUND before its tensors.
+        version = parse_version(request.model_version)
+        self.dataplane.resolve(request.model_name, version)  # An unknown model is NOT_FOUND before its tensors.
         images = grpc_protocol.images(request, self.settings.max_infer_batch)
         grpc_protocol.requested_outputs(request)  # Unknown outputs are refused before the forward pass.
-        answer = await dataplane.infer(self.registry, self.decoder, images, request.model_name, version)
-        return grpc_protocol.response(request, answer.probabilities, answer.model, answer.version)
+        answer = await self.dataplane.infer(images, request.model_name, version, endpoint="grpc")
+        response = grpc_protocol.response(request, answer.probabilities, answer.model, answer.version)
+        response.parameters[PREDICTION_IDS].string_param = ",".join(answer.prediction_ids)
+        return response
 
     def handler(self) -> grpc.GenericRpcHandler:
         methods: dict[str, tuple[type[Message], Method]] = {
@@ -142,12 +142,12 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
 class GRPCServer:
     """The gRPC server's life: start with the app, health following readiness, graceful stop."""
 
-    def __init__(self, registry: ModelRegistry, decoder: Decoder, settings: Settings) -> None:
-        self.registry = registry
+    def __init__(self, dataplane: DataPlane, settings: Settings) -> None:
+        self.dataplane = dataplane
         self.settings = settings
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            handlers=[InferenceServicer(registry, decoder, settings).handler()],
+            handlers=[InferenceServicer(dataplane, settings).handler()],
             options=server_options(settings),
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
         )
@@ -175,7 +175,7 @@ class GRPCServer:
     async def _follow_readiness(self) -> None:
         serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
         while True:
-            status = serving if dataplane.server_ready(self.registry) else not_serving
+            status = serving if self.dataplane.server_ready() else not_serving
             for service in ("", SERVICE):  # "" is the whole server, as probes ask by default.
                 await self.health.set(service, status)
             await asyncio.sleep(HEALTH_POLL_SECONDS)

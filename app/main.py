@@ -22,9 +22,11 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from app import __version__
 from app.config import Settings, get_settings
+from app.dataplane import DataPlane
 from app.errors import register_error_handlers
+from app.monitoring.log import PredictionLog
 from app.registry import ModelRegistry
-from app.routers import health, models, open_inference, predict, tf_serving
+from app.routers import health, models, monitoring, open_inference, predict, tf_serving
 from app.security import SecurityHeaders
 from app.uploads import BodySizeLimit, Decoder
 
@@ -48,26 +50,45 @@ async def _load_then_poll(registry: ModelRegistry) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     registry = ModelRegistry(settings)
-    app.state.registry = registry
-    loader = asyncio.create_task(_load_then_poll(registry))
-    grpc_server = await _start_grpc(registry, app.state.decoder, settings)
-    app.state.grpc_server = grpc_server
+    log = _prediction_log(settings)
+    dataplane = DataPlane(registry, app.state.decoder, log)
+    app.state.registry, app.state.dataplane = registry, dataplane
+    background = [asyncio.create_task(_load_then_poll(registry))]
+    if log is not None:
+        background.append(asyncio.create_task(monitoring.refresh_gauges_forever(log, registry, settings)))
+    grpc_server = await _start_grpc(dataplane, settings)
     yield
     if grpc_server is not None:  # Before the registry closes: calls in flight still need their model.
         await grpc_server.stop(settings.shutdown_grace_seconds)
-    loader.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await loader
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await registry.close()
+    if log is not None:  # What is queued is written before the process goes.
+        await asyncio.to_thread(log.close)
 
 
-async def _start_grpc(registry: ModelRegistry, decoder: Decoder, settings: Settings) -> GRPCServer | None:
+def _prediction_log(settings: Settings) -> PredictionLog | None:
+    if not settings.monitoring_enabled:
+        return None
+    log = PredictionLog(
+        settings.monitoring_db,
+        queue_size=settings.monitoring_queue_size,
+        retention_days=settings.monitoring_retention_days,
+        log_images=settings.log_images,
+    )
+    log.start()
+    return log
+
+
+async def _start_grpc(dataplane: DataPlane, settings: Settings) -> GRPCServer | None:
     """The gRPC protocol beside HTTP, unless GRPC_PORT is 0 (grpcio is imported only then)."""
     if settings.grpc_port == 0:
         return None
     from app.grpc_server import GRPCServer
 
-    server = GRPCServer(registry, decoder, settings)
+    server = GRPCServer(dataplane, settings)
     await server.start()
     return server
 
@@ -89,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(open_inference.router)
     app.include_router(tf_serving.router)
+    app.include_router(monitoring.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

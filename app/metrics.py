@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 PREDICTIONS = Counter(
     "cifar_predictions_total",
@@ -18,3 +18,23 @@ INFERENCE_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "cifar_batch_size", "Images per forward pass after micro-batching.", buckets=(1, 2, 4, 8, 16, 32, 64, 128)
 )
+
+# The prediction log (app/monitoring).
+MONITORING_LOGGED = Counter("monitoring_logged_total", "Prediction records written to the prediction log.")
+MONITORING_DROPPED = Counter(
+    "monitoring_dropped_total", "Prediction records dropped: the log's queue was full or the database refused them."
+)
+# What the log says over the last MONITORING_WINDOW_HOURS, refreshed in the background (app/monitoring/report.py).
+
+
+def _log_gauge(name: str, documentation: str) -> Gauge:
+    """Per model and version; with several workers the most recent value of any of them (they read one log)."""
+    return Gauge(name, documentation, ["model", "version"], multiprocess_mode="mostrecent")
+
+
+LIVE_PREDICTIONS = _log_gauge("monitoring_predictions", "Logged predictions in the monitoring window.")
+LIVE_ACCURACY = _log_gauge("monitoring_live_accuracy", "Accuracy on the predictions users labelled.")
+LIVE_LABELLED = _log_gauge("monitoring_labelled", "Predictions users labelled in the monitoring window.")
+CLASS_PSI = _log_gauge("monitoring_class_psi", "Population stability index of predicted classes against the test set.")
+MEAN_TOP_PROBABILITY = _log_gauge("monitoring_mean_top_probability", "Mean top probability of the logged predictions.")
+DRIFTED = _log_gauge("monitoring_drifted", "1 when the class distribution drifted past DRIFT_PSI_THRESHOLD.")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from training.core.artifacts import Metrics, Summary
+from training.core.classes import CLASS_NAMES
 from training.core.policy import ServingPolicy
 
 
@@ -19,6 +23,7 @@ class ClassProbability(BaseModel):
 
 
 class Prediction(BaseModel):
+    prediction_id: str = Field(description="This answer's id in the prediction log: send it to POST /feedback.")
     model: str
     version: int
     class_index: int
@@ -103,3 +108,49 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     models: dict[str, list[int]] = Field(description="Available versions per model.")
+
+
+ClassName = Literal[CLASS_NAMES]  # type: ignore[valid-type]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: str = Field(min_length=1, max_length=64, description="From the answer being corrected.")
+    label: ClassName = Field(description="What the image really shows: one of the ten class names.")
+
+
+class FeedbackAnswer(BaseModel):
+    prediction_id: str
+    label: str
+    predicted: str = Field(description="The class the service answered.")
+    correct: bool
+
+
+class Drift(BaseModel):
+    population_stability_index: float = Field(description="Predicted classes against the test set's (0: identical).")
+    chi_square: float
+    p_value: float = Field(description="Pearson's chi-square test of the predicted classes against the test set's.")
+    mean_top_probability_shift: float | None = Field(description="Live mean top probability minus the test set's.")
+    psi_threshold: float
+    drifted: bool | None = Field(description="PSI above the threshold; null with too few predictions to tell.")
+
+
+class VersionMonitoring(BaseModel):
+    model: str
+    version: int
+    predictions: int
+    class_distribution: dict[str, float] = Field(description="Share of the logged predictions per class.")
+    test_class_distribution: dict[str, float] | None = Field(description="The same on the test set (its record).")
+    mean_top_probability: float
+    test_mean_top_probability: float | None
+    unknown_rate: float | None = Field(description="Share answered as out of distribution (null until scored).")
+    drift: Drift | None
+    labelled: int = Field(description="Logged predictions with feedback.")
+    live_accuracy: float | None = Field(description="Accuracy on the labelled predictions.")
+    live_accuracy_interval: tuple[float, float] | None = Field(description="Wilson's 95% interval.")
+
+
+class MonitoringReport(BaseModel):
+    since: datetime
+    versions: list[VersionMonitoring]

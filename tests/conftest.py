@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from tests.utils.data import TINY_HOLDOUT, write_tiny_cifar
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # gRPC stays off in the apps and servers tests start; the gRPC tests give each server a free port.
 os.environ.setdefault("GRPC_PORT", "0")
+# The prediction log of every app and server the tests start: one SQLite file of this session, never ./data.
+os.environ.setdefault("MONITORING_DB", f"sqlite:///{tempfile.mkdtemp(prefix='cifar10-tests-')}/monitoring.db")
 
 
 @pytest.fixture(scope="session")

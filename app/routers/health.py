@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app import dataplane
-from app.deps import RegistryDep
+from app.deps import DataPlaneDep, RegistryDep
 from app.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -19,10 +18,10 @@ def read_health() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def read_readiness(registry: RegistryDep) -> Readiness | JSONResponse:
+def read_readiness(registry: RegistryDep, dataplane: DataPlaneDep) -> Readiness | JSONResponse:
     """200 once the initial models are loaded and warmed up, 503 before (the rule of every protocol)."""
     models = {name: registry.loaded_versions(name) for name in registry.model_names()}
-    if dataplane.server_ready(registry):
+    if dataplane.server_ready():
         return Readiness(status="ready", models=models)
     body = Readiness(status="loading" if not registry.ready.is_set() else "no model available", models=models)
     return JSONResponse(status_code=503, content=body.model_dump())

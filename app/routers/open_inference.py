@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from app import __version__, dataplane
-from app.deps import DecoderDep, RegistryDep, SettingsDep
+from app import __version__
+from app.dataplane import PREDICTION_IDS, parse_version
+from app.deps import DataPlaneDep, SettingsDep
 from app.errors import protocol_answer
 from app.protocols import open_inference as oip
 
@@ -41,9 +42,9 @@ async def read_live() -> dict[str, bool]:
 
 
 @router.get("/health/ready", responses=ERRORS)
-async def read_ready(registry: RegistryDep) -> Response:
+async def read_ready(dataplane: DataPlaneDep) -> Response:
     """Ready once the initial scan loaded a model that answers by default (503 with ready: false before)."""
-    ready = dataplane.server_ready(registry)
+    ready = dataplane.server_ready()
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
@@ -55,22 +56,22 @@ async def read_server_metadata() -> dict[str, Any]:
 
 @router.get("/models/{name}", responses=ERRORS)
 @router.get("/models/{name}/versions/{version}", responses=ERRORS)
-async def read_model_metadata(name: str, registry: RegistryDep, version: str | None = None) -> Response:
+async def read_model_metadata(name: str, dataplane: DataPlaneDep, version: str | None = None) -> Response:
     """Inputs and outputs with datatypes and shapes (-1: any batch size)."""
 
     async def work() -> Response:
-        return JSONResponse(dataplane.model_metadata(registry, name, dataplane.parse_version(version)))
+        return JSONResponse(dataplane.model_metadata(name, parse_version(version)))
 
     return await protocol_answer(work)
 
 
 @router.get("/models/{name}/ready", responses=ERRORS)
 @router.get("/models/{name}/versions/{version}/ready", responses=ERRORS)
-async def read_model_ready(name: str, registry: RegistryDep, version: str | None = None) -> Response:
+async def read_model_ready(name: str, dataplane: DataPlaneDep, version: str | None = None) -> Response:
     """200 with ready: true when that version (default: the model's default) is loaded."""
 
     async def work() -> Response:
-        ready = dataplane.model_ready(registry, name, dataplane.parse_version(version))
+        ready = dataplane.model_ready(name, parse_version(version))
         return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
     return await protocol_answer(work)
@@ -81,9 +82,8 @@ async def read_model_ready(name: str, registry: RegistryDep, version: str | None
 async def infer(
     name: str,
     request: Request,
-    registry: RegistryDep,
+    dataplane: DataPlaneDep,
     settings: SettingsDep,
-    decoder: DecoderDep,
     version: str | None = None,
 ) -> Response:
     """Classify UINT8 pixels or BYTES image files; JSON or binary tensors (Triton's extension).
@@ -93,16 +93,17 @@ async def infer(
     """
 
     async def work() -> Response:
-        number = dataplane.parse_version(version)
-        registry.resolve(name, number)  # An unknown model is a 404 before its body is read.
+        number = parse_version(version)
+        dataplane.resolve(name, number)  # An unknown model is a 404 before its body is read.
         header_length = _header_length(request.headers.get(HEADER_LENGTH))
         parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
         images = parsed.pixels if parsed.pixels is not None else parsed.files or []
-        answer = await dataplane.infer(registry, decoder, images, name, number)
+        answer = await dataplane.infer(images, name, number, endpoint="v2")
         body, json_length = oip.response_body(parsed, answer.probabilities, answer.model, answer.version)
+        headers = {PREDICTION_IDS: ",".join(answer.prediction_ids)}
         if json_length is None:
-            return Response(body, media_type="application/json")
-        headers = {"Inference-Header-Content-Length": str(json_length)}
+            return Response(body, media_type="application/json", headers=headers)
+        headers["Inference-Header-Content-Length"] = str(json_length)
         return Response(body, media_type="application/octet-stream", headers=headers)
 
     return await protocol_answer(work)

@@ -9,9 +9,9 @@ import numpy as np
 from fastapi import APIRouter, File, Query, Response, UploadFile
 from pydantic import BaseModel
 
-from app import dataplane
+from app.dataplane import Inference
 from app.decoding import ImageError
-from app.deps import DecoderDep, LabelQuery, RegistryDep, SettingsDep, VersionQuery
+from app.deps import DataPlaneDep, LabelQuery, SettingsDep, VersionQuery
 from app.errors import InvalidRequest, status_for
 from app.schemas import BatchItem, BatchPrediction, ClassProbability, ErrorResponse, Prediction
 from app.uploads import Decoder
@@ -34,8 +34,7 @@ TopKQuery = Annotated[int, Query(ge=1, le=10, description="How many of the most 
 
 @router.post("/predict", response_model=Prediction, responses=ERRORS)
 async def predict_image(
-    registry: RegistryDep,
-    decoder: DecoderDep,
+    dataplane: DataPlaneDep,
     file: Annotated[
         UploadFile, File(description="An image: PNG, JPEG, GIF, BMP or WebP.", json_schema_extra={"minLength": 1})
     ],
@@ -45,15 +44,14 @@ async def predict_image(
     top_k: TopKQuery = 3,
 ) -> Response:
     """Classify one image into one of the ten CIFAR-10 classes."""
-    answer = await dataplane.infer(registry, decoder, [await file.read()], model, version, label)
+    answer = await dataplane.infer([await file.read()], model, version, label, endpoint="predict")
     return _json(_prediction(answer, 0, top_k))
 
 
 @router.post("/predict/batch", response_model=BatchPrediction, responses=ERRORS)
 async def predict_batch(
-    registry: RegistryDep,
+    dataplane: DataPlaneDep,
     settings: SettingsDep,
-    decoder: DecoderDep,
     files: Annotated[
         list[UploadFile],
         File(description="Several images; each gets its own result or error.", json_schema_extra={"minItems": 1}),
@@ -66,11 +64,11 @@ async def predict_batch(
     """Classify several images in one request; a bad file gets an error entry, not a failed request."""
     if len(files) > settings.max_batch_files:
         raise InvalidRequest(f"{len(files)} files sent; at most {settings.max_batch_files} per request")
-    name, number = registry.resolve(model, version, label)  # An unknown model is a 404 before any decoding.
-    decoded = await asyncio.gather(*(_decode(upload, decoder) for upload in files))
+    name, number = dataplane.resolve(model, version, label)  # An unknown model is a 404 before any decoding.
+    decoded = await asyncio.gather(*(_decode(upload, dataplane.decoder) for upload in files))
     images = [item for item in decoded if isinstance(item, np.ndarray)]
     # One call, so the micro-batcher runs the good images together, as one forward pass.
-    answer = await dataplane.infer(registry, decoder, images, name, number) if images else None
+    answer = await dataplane.infer(images, name, number, endpoint="predict_batch") if images else None
     results: list[BatchItem] = []
     rows = iter(range(len(images)))  # The answer's rows, in the order of the good files.
     for upload, item in zip(files, decoded, strict=True):
@@ -99,13 +97,14 @@ async def _decode(upload: UploadFile, decoder: Decoder) -> np.ndarray | BatchIte
         return BatchItem(filename=upload.filename, error=str(error), status=status_for(error))
 
 
-def _prediction(answer: dataplane.Inference, row: int, top_k: int) -> Prediction:
+def _prediction(answer: Inference, row: int, top_k: int) -> Prediction:
     probabilities = answer.probabilities[row].tolist()
     names = answer.class_names
     ranked = sorted(range(len(names)), key=lambda index: -probabilities[index])  # Stable: ties keep label order.
     best = ranked[0]
     # Built from values this function produced itself, so pydantic's validation is skipped (model_construct).
     return Prediction.model_construct(
+        prediction_id=answer.prediction_ids[row],
         model=answer.model,
         version=answer.version,
         class_index=best,

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from app import dataplane
-from app.deps import DecoderDep, RegistryDep, SettingsDep
+from app.dataplane import PREDICTION_IDS, parse_version
+from app.deps import DataPlaneDep, RegistryDep, SettingsDep
 from app.errors import ModelNotFound, protocol_answer
 from app.protocols import tf_serving
 from app.protocols.open_inference import TensorError
@@ -44,24 +44,24 @@ TF_STATES = {
 async def predict(
     name: str,
     request: Request,
-    registry: RegistryDep,
+    dataplane: DataPlaneDep,
     settings: SettingsDep,
-    decoder: DecoderDep,
     version: str | None = None,
     label: str | None = None,
 ) -> Response:
     """Classify `instances` (row format) or `inputs` (columnar): b64 image files or 32x32x3 pixel lists."""
 
     async def work() -> Response:
-        number = dataplane.parse_version(version)
-        registry.resolve(name, number, label)  # An unknown model is a 404 before its body is read.
+        number = parse_version(version)
+        dataplane.resolve(name, number, label)  # An unknown model is a 404 before its body is read.
         try:
             body = json.loads(await request.body())
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise TensorError(f"the request body is not valid JSON ({error})") from error
         images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
-        answer = await dataplane.infer(registry, decoder, images, name, number, label)
-        return JSONResponse(tf_serving.predict_response(answer.probabilities, row))
+        answer = await dataplane.infer(images, name, number, label, endpoint="v1")
+        headers = {PREDICTION_IDS: ",".join(answer.prediction_ids)}
+        return JSONResponse(tf_serving.predict_response(answer.probabilities, row), headers=headers)
 
     return await protocol_answer(work)
 
@@ -99,7 +99,7 @@ async def read_model_metadata(
     """The serving_default signature: uint8 images [-1, 32, 32, 3] in, probabilities [-1, 10] out."""
 
     async def work() -> Response:
-        model, number = registry.resolve(name, dataplane.parse_version(version), label)
+        model, number = registry.resolve(name, parse_version(version), label)
         return JSONResponse(tf_serving.metadata(model, number))
 
     return await protocol_answer(work)
@@ -109,7 +109,7 @@ def _resolve(registry: ModelRegistry, name: str, version: str | None, label: str
     """The version a /versions/ or /labels/ path names (it need not be loaded, to report its state)."""
     if label is not None:
         return registry.resolve(name, label=label)[1]
-    number = dataplane.parse_version(version)
+    number = parse_version(version)
     if number is None or number not in registry.states(name):
         raise ModelNotFound(f"Servable not found for request: model {name!r} version {version}")
     return number

@@ -1,10 +1,14 @@
-"""Statistics over repeated runs: spread with a 95% confidence interval, and Welch's t for differences.
+"""Statistics over repeated runs and over live traffic.
 
-Test accuracies over seeds are few (5-ish) and their variances need not be equal between
-models, so intervals use Student's t, and differences Welch's unequal-variance t-test.
-In the neutral core: `python -m training repeat` prints them, the service's comparison
-serves them. Student's t comes from mpmath's regularized incomplete beta function, a
-small pure-Python library (the quantile by bisection on it), so the serving image needs no SciPy.
+Runs: test accuracies over seeds are few (5-ish) and their variances need not be equal
+between models, so intervals use Student's t, and differences Welch's unequal-variance
+t-test (`python -m training repeat` prints them, the service's comparison serves them).
+Live traffic (the prediction log): the accuracy of the labelled predictions with Wilson's
+interval, and how far the predicted classes drift from the test set's (the population
+stability index and Pearson's chi-square test).
+
+In the neutral core, with mpmath's regularized incomplete beta and gamma functions (a
+small pure-Python library) for Student's t and chi-square, so the serving image needs no SciPy.
 """
 
 from __future__ import annotations
@@ -91,3 +95,46 @@ def t_quantile(probability: float, degrees: float) -> float:
         middle = (low + high) / 2
         low, high = (middle, high) if t_tail(middle, degrees) > tail else (low, middle)
     return (low + high) / 2
+
+
+def wilson_interval(successes: int, trials: int) -> tuple[float, float] | None:
+    """Wilson's 95% score interval for a proportion: sound at small counts and at 0% or 100%,
+    where the normal approximation collapses to a point. None without trials."""
+    if trials == 0:
+        return None
+    z = 1.959963984540054  # The standard normal's 97.5% quantile.
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def population_stability_index(observed: Sequence[float], expected: Sequence[float], floor: float = 1e-4) -> float:
+    """sum((o - e) * ln(o / e)) over the categories' shares (each floored, so an empty one is finite).
+    The usual reading: below 0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a large one."""
+    o = np.maximum(_shares(observed), floor)
+    e = np.maximum(_shares(expected), floor)
+    return float(np.sum((o - e) * np.log(o / e)))
+
+
+def chi_square_test(observed_counts: Sequence[float], expected: Sequence[float]) -> tuple[float, float]:
+    """Pearson's goodness of fit of the observed counts to the expected shares: (statistic, p-value),
+    with k - 1 degrees of freedom over the k categories the expected distribution allows."""
+    counts = np.asarray(observed_counts, dtype=np.float64)
+    shares = _shares(expected)
+    allowed = shares > 0
+    if counts[~allowed].sum() > 0:
+        return math.inf, 0.0  # A category the reference never has: no fit at all.
+    wanted = counts.sum() * shares[allowed]
+    statistic = float(np.sum((counts[allowed] - wanted) ** 2 / wanted))
+    degrees = int(allowed.sum()) - 1
+    return statistic, float(mpmath.gammainc(degrees / 2, statistic / 2, mpmath.inf, regularized=True))
+
+
+def _shares(values: Sequence[float]) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    total = float(array.sum())
+    if total <= 0:
+        raise ValueError("no counts")
+    shares: np.ndarray = array / total
+    return shares

@@ -1,0 +1,258 @@
+"""The prediction log: every answer recorded, off the request path.
+
+A request only puts its records on a bounded queue (no waiting, no I/O); one writer
+thread hashes the pixels, encodes them as PNG when LOG_IMAGES is on, and inserts in
+batches. When the database is slow or down the queue fills and records are dropped and
+counted (`monitoring_dropped_total`, a warning once a minute); a prediction never waits
+on the database and never fails because of it. The writer also migrates the schema
+(Alembic) before its first insert and deletes rows older than MONITORING_RETENTION_DAYS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from PIL import Image
+from sqlalchemy import Engine, create_engine, delete, event, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from app import metrics
+from app.monitoring.schema import Feedback, Prediction
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BATCH_ROWS = 500  # Most rows in one INSERT.
+WARN_EVERY_SECONDS = 60.0
+RETENTION_EVERY_SECONDS = 3600.0
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image's answer as the data plane hands it over (pixels still raw: the writer hashes them)."""
+
+    id: str
+    created_at: datetime
+    model: str
+    version: int
+    endpoint: str
+    class_index: int
+    class_name: str
+    probability: float
+    latency_ms: float
+    pixels: np.ndarray  # uint8, 32 x 32 x 3
+
+
+class UnknownPrediction(LookupError):
+    """No logged prediction has that id."""
+
+
+class PredictionLog:
+    def __init__(
+        self, url: str, queue_size: int = 10_000, retention_days: float = 30.0, log_images: bool = False
+    ) -> None:
+        self.url = url
+        self.retention = timedelta(days=retention_days)
+        self.log_images = log_images
+        self.engine = _engine(url)
+        self._queue: queue.Queue[Record | None] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._write_forever, name="prediction-log", daemon=True)
+        self._migrated = False
+        self._schema_lock = threading.Lock()  # The writer and the feedback endpoint may both get there first.
+        self._last_warning = -WARN_EVERY_SECONDS
+        self._last_retention = -RETENTION_EVERY_SECONDS
+
+    # ---- the request path --------------------------------------------------------------------
+    def record(self, records: list[Record]) -> None:
+        """Queue records for the writer; those that do not fit are dropped and counted, never waited for."""
+        for index, item in enumerate(records):
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                self._dropped(len(records) - index, "the queue is full (the database is slow or down)")
+                return
+
+    # ---- life ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued (up to `timeout`), then stop the writer."""
+        self.flush(timeout)
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+        self.engine.dispose()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued record is written or dropped; False if that took longer than `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    # ---- reads (blocking: the endpoints run them in a worker thread) ------------------------
+    def set_feedback(self, prediction_id: str, label: str) -> Prediction:
+        """Record the true label of a logged prediction (the latest wins); raises UnknownPrediction."""
+        self._ensure_schema()
+        with Session(self.engine) as session, session.begin():
+            prediction = session.get(Prediction, prediction_id)
+            if prediction is None:
+                self.flush(2.0)  # It may still be on its way to the database.
+                prediction = session.get(Prediction, prediction_id)
+            if prediction is None:
+                raise UnknownPrediction(f"no logged prediction {prediction_id!r}")
+            session.merge(Feedback(prediction_id=prediction_id, label=label, updated_at=datetime.now(UTC)))
+            session.expunge(prediction)
+            return prediction
+
+    def session(self) -> Session:
+        self._ensure_schema()
+        return Session(self.engine)
+
+    # ---- the writer thread ---------------------------------------------------------------------
+    def _write_forever(self) -> None:
+        while True:
+            batch = list(self._next_batch())
+            if not batch:
+                continue
+            records = [item for item in batch if item is not None]
+            try:
+                if records:
+                    self._insert(records)
+            except (SQLAlchemyError, OSError) as error:
+                self._dropped(len(records), f"the database did not take them ({type(error).__name__}: {error})")
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if len(records) < len(batch):  # The stop sentinel.
+                return
+            self._apply_retention()
+
+    def _next_batch(self) -> Iterator[Record | None]:
+        try:
+            first = self._queue.get(timeout=1.0)
+        except queue.Empty:
+            return
+        yield first
+        for _ in range(BATCH_ROWS - 1):
+            if first is None:
+                return
+            try:
+                first = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            yield first
+
+    def _insert(self, records: list[Record]) -> None:
+        self._ensure_schema()
+        rows = [self._row(item) for item in records]
+        with self.engine.begin() as connection:
+            connection.execute(insert(Prediction), rows)
+        metrics.MONITORING_LOGGED.inc(len(rows))
+
+    def _row(self, item: Record) -> dict[str, Any]:
+        pixels = np.ascontiguousarray(item.pixels, dtype=np.uint8)
+        return {
+            "id": item.id,
+            "created_at": item.created_at,
+            "model": item.model,
+            "version": item.version,
+            "endpoint": item.endpoint,
+            "class_index": item.class_index,
+            "class_name": item.class_name,
+            "probability": item.probability,
+            "latency_ms": item.latency_ms,
+            "pixels_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
+            "ood_score": None,
+            "in_distribution": None,
+            "image_png": _png(pixels) if self.log_images else None,
+        }
+
+    def _ensure_schema(self) -> None:
+        """Bring the database to the newest schema once (again after a failure, as it may have been down)."""
+        with self._schema_lock:
+            if not self._migrated:
+                self._migrate()
+
+    def _migrate(self) -> None:
+        for attempt in range(2):  # Two processes migrating one SQLite file at once: the loser finds it done.
+            try:
+                with self.engine.begin() as connection:
+                    config = Config()
+                    config.set_main_option("script_location", str(MIGRATIONS))
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                break
+            except SQLAlchemyError:
+                if attempt:
+                    raise
+                time.sleep(0.5)
+        self._migrated = True
+
+    def _apply_retention(self) -> None:
+        now = time.monotonic()
+        if now - self._last_retention < RETENTION_EVERY_SECONDS:
+            return
+        self._last_retention = now
+        try:
+            self.delete_older_than(datetime.now(UTC) - self.retention)
+        except SQLAlchemyError as error:
+            logger.warning("prediction log: retention failed (%s)", error)
+
+    def delete_older_than(self, moment: datetime) -> int:
+        """Remove predictions (and their feedback) older than `moment`; returns how many predictions went."""
+        self._ensure_schema()
+        with self.engine.begin() as connection:
+            old = select(Prediction.id).where(Prediction.created_at < moment)
+            connection.execute(delete(Feedback).where(Feedback.prediction_id.in_(old)))
+            removed = connection.execute(delete(Prediction).where(Prediction.created_at < moment)).rowcount
+        return int(removed or 0)
+
+    def _dropped(self, count: int, reason: str) -> None:
+        metrics.MONITORING_DROPPED.inc(count)
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY_SECONDS:
+            self._last_warning = now
+            logger.warning("prediction log: dropped %d record(s): %s", count, reason)
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _: Any) -> None:
+    """WAL lets readers (the report) run beside the writer; a busy file is waited for, not an error."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
