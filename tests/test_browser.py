@@ -88,6 +88,24 @@ def test_upload_an_image_and_see_a_prediction(page) -> None:
     page.screenshot(path=str(SCREENSHOTS / "upload-prediction.png"), full_page=True)
 
 
+def test_wrong_answer_feedback_is_recorded(page, base_url: str) -> None:
+    import httpx
+
+    page.set_input_files("#file-input", str(REPO / "app" / "static" / "samples" / "test_00001_ship.png"))
+    page.wait_for_selector(".result .feedback select")
+    page.click(".result .feedback button")
+    assert "Choose the class" in page.locator(".result .feedback [role=status]").inner_text()
+    predicted = page.locator(".result .verdict").inner_text().split(" · ")[0]
+    truth = "frog" if predicted != "frog" else "cat"
+    page.select_option(".result .feedback select", truth)
+    page.click(".result .feedback button")
+    page.wait_for_selector(f".result .feedback [role=status]:has-text('recorded as {truth}')")
+    page.screenshot(path=str(SCREENSHOTS / "feedback.png"), full_page=True)
+    report = httpx.get(f"{base_url}/monitoring", timeout=30).json()
+    assert sum(version["labelled"] for version in report["versions"]) >= 1
+    assert any(version["live_accuracy"] is not None for version in report["versions"])
+
+
 def test_all_models_side_by_side(page) -> None:
     page.check("#all-models")
     page.click("#samples button >> nth=0")

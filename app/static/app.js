@@ -1,4 +1,4 @@
-// The page talks only to the public API: /predict, /models, /models/{name}/..., /models/compare.
+// The page talks only to the public API: /predict, /feedback, /models, /models/{name}/..., /models/compare.
 "use strict";
 
 const COLORS = ["#3558d4", "#d4533f", "#2f9e6e", "#a855c7", "#d49a1f", "#1f9bd4"];
@@ -95,7 +95,33 @@ function resultCard(prediction) {
                        "aria-valuemin": "0", "aria-valuemax": "1", "aria-label": entry.name }, fill),
       element("span", { class: "value", text: percent(entry.probability) })));
   }
+  card.append(feedbackForm(prediction));
   return card;
+}
+
+// "Wrong? pick the right class": the answer's prediction_id and the true class go to POST /feedback,
+// which turns into the live accuracy of GET /monitoring.
+function feedbackForm(prediction) {
+  const form = element("form", { class: "feedback" });
+  const id = `feedback-${prediction.prediction_id}`;
+  const select = element("select", { id, name: "label" });
+  select.append(element("option", { value: "", text: "Wrong? pick the right class" }));
+  for (const name of Object.keys(prediction.probabilities)) {
+    if (name !== prediction.class_name) select.append(element("option", { value: name, text: name }));
+  }
+  const status = element("span", { class: "muted", role: "status" });
+  form.append(element("label", { for: id, class: "visually-hidden", text: "The right class" }), select,
+              element("button", { type: "submit", text: "Send" }), status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!select.value) { status.textContent = "Choose the class the image really shows."; return; }
+    const response = await fetch("/feedback", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ prediction_id: prediction.prediction_id, label: select.value }),
+    });
+    status.textContent = response.ok ? `Thanks: recorded as ${select.value}.` : await explain(response);
+  });
+  return form;
 }
 
 function setUpInput() {

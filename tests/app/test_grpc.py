@@ -170,6 +170,8 @@ def test_the_requested_outputs_the_id_and_the_version_come_back(channel: grpc.Ch
     request.outputs.add(name="class_index")
     answer = infer(channel, request)
     assert (answer.model_name, answer.model_version, answer.id) == ("model_1", "2", "req-7")
+    ids = answer.parameters["Prediction-Id"].string_param.split(",")  # Each image's id in the prediction log.
+    assert len(ids) == 2 and len(set(ids)) == 2
     assert [tensor.name for tensor in answer.outputs] == ["class_index"]
     assert outputs(answer)["class_index"].shape == (2,)
 
