@@ -136,6 +136,13 @@ class Drift(BaseModel):
     drifted: bool | None = Field(description="PSI above the threshold; null with too few predictions to tell.")
 
 
+class TimelinePoint(BaseModel):
+    start: datetime
+    predictions: int
+    labelled: int
+    live_accuracy: float | None
+
+
 class VersionMonitoring(BaseModel):
     model: str
     version: int
@@ -149,6 +156,7 @@ class VersionMonitoring(BaseModel):
     labelled: int = Field(description="Logged predictions with feedback.")
     live_accuracy: float | None = Field(description="Accuracy on the labelled predictions.")
     live_accuracy_interval: tuple[float, float] | None = Field(description="Wilson's 95% interval.")
+    timeline: list[TimelinePoint] = Field(description="The window in equal buckets (empty ones left out).")
 
 
 class MonitoringReport(BaseModel):

@@ -104,6 +104,14 @@ def test_wrong_answer_feedback_is_recorded(page, base_url: str) -> None:
     report = httpx.get(f"{base_url}/monitoring", timeout=30).json()
     assert sum(version["labelled"] for version in report["versions"]) >= 1
     assert any(version["live_accuracy"] is not None for version in report["versions"])
+    # The live-traffic panel shows it after a refresh: the version's volume, and its live accuracy.
+    page.click("#monitoring-refresh")
+    panel = page.locator("#monitoring-versions .card").first
+    panel.wait_for()
+    text = panel.inner_text()
+    assert "Predictions" in text and "labelled" in text and "95% CI" in text
+    assert page.locator("#monitoring-versions svg polyline").count() >= 1
+    panel.screenshot(path=str(SCREENSHOTS / "monitoring.png"))
 
 
 def test_all_models_side_by_side(page) -> None:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
-from sqlalchemy import case, func, select
+from sqlalchemy import Integer, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from app.monitoring.schema import Feedback, Prediction
-from app.schemas import Drift, VersionMonitoring
+from app.schemas import Drift, TimelinePoint, VersionMonitoring
 from training.core import artifacts, statistics
 
 
@@ -46,6 +47,9 @@ class Reference:
 class DriftRule:
     psi_threshold: float  # Above it the class distribution has drifted.
     min_predictions: int  # Below it no verdict: too few predictions to tell.
+
+
+TIMELINE_POINTS = 24  # The window is cut into this many equal buckets for the page's time plot.
 
 
 def summarize(
@@ -75,6 +79,7 @@ def summarize(
         (name, number): (int(total), int(right or 0))
         for name, number, total, right in session.execute(labelled_query.where(*where).group_by(*key))
     }
+    timelines = _timelines(session, since, where)
     return [
         _version_report(
             name,
@@ -84,9 +89,42 @@ def summarize(
             labelled.get((name, number), (0, 0)),
             reference_of(name, number),
             rule,
-        )
+        ).model_copy(update={"timeline": timelines.get((name, number), [])})
         for (name, number), by_class in sorted(counts.items())
     ]
+
+
+def _timelines(session: Session, since: datetime, where: list[Any]) -> dict[tuple[str, int], list[TimelinePoint]]:
+    """Per version, TIMELINE_POINTS buckets from `since` to now: volume and live accuracy in each."""
+    width = max((datetime.now(since.tzinfo) - since).total_seconds() / TIMELINE_POINTS, 1.0)
+    # Grouped by its label: PostgreSQL would not see two copies of an expression with parameters as one.
+    bucket = cast(func.floor(_seconds_since(session, since) / width), Integer).label("bucket")
+    correct = func.sum(case((Feedback.label == Prediction.class_name, 1), else_=0))
+    query = (
+        select(Prediction.model, Prediction.version, bucket, func.count(), func.count(Feedback.label), correct)
+        .outerjoin(Feedback, Feedback.prediction_id == Prediction.id)
+        .where(*where)
+        .group_by(Prediction.model, Prediction.version, "bucket")
+    )
+    points: dict[tuple[str, int], list[TimelinePoint]] = {}
+    for name, number, index, total, labelled, right in session.execute(query):
+        points.setdefault((name, number), []).append(
+            TimelinePoint(
+                start=since + timedelta(seconds=int(index) * width),
+                predictions=int(total),
+                labelled=int(labelled),
+                live_accuracy=int(right or 0) / int(labelled) if labelled else None,
+            )
+        )
+    return {key: sorted(series, key=lambda point: point.start) for key, series in points.items()}
+
+
+def _seconds_since(session: Session, since: datetime) -> Any:
+    """Seconds from `since` to each prediction, in the database's own date arithmetic."""
+    if session.get_bind().dialect.name == "sqlite":
+        naive = since.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        return (func.julianday(Prediction.created_at) - func.julianday(literal(naive))) * 86400.0
+    return func.extract("epoch", Prediction.created_at - literal(since))
 
 
 def _version_report(
@@ -116,6 +154,7 @@ def _version_report(
         labelled=labelled[0],
         live_accuracy=labelled[1] / labelled[0] if labelled[0] else None,
         live_accuracy_interval=interval,
+        timeline=[],
     )
 
 

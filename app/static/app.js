@@ -1,4 +1,5 @@
-// The page talks only to the public API: /predict, /feedback, /models, /models/{name}/..., /models/compare.
+// The page talks only to the public API: /predict, /feedback, /monitoring, /models, /models/{name}/...,
+// /models/compare.
 "use strict";
 
 const COLORS = ["#3558d4", "#d4533f", "#2f9e6e", "#a855c7", "#d49a1f", "#1f9bd4"];
@@ -368,7 +369,7 @@ function bandChart(svg, groups) {
 }
 
 // An SVG chart's axes (no chart library needed): returns scales and a node helper, or null without data.
-function chartFrame(svg, epochs, values, format, right = 90) {
+function chartFrame(svg, epochs, values, format, right = 90, ends = null) {
   const width = 420, height = 240, left = 44, top = 10, bottom = 28;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.replaceChildren();
@@ -389,8 +390,9 @@ function chartFrame(svg, epochs, values, format, right = 90) {
     add("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), stroke: "#e3e6ee" });
     add("text", { x: 4, y: y(value) + 4 }, format(value));
   }
-  add("text", { x: left, y: height - 8 }, "epoch 1");
-  add("text", { x: width - right - 40, y: height - 8 }, `epoch ${maxEpoch}`);
+  const [first, last] = ends || ["epoch 1", `epoch ${maxEpoch}`];
+  add("text", { x: left, y: height - 8 }, first);
+  add("text", { x: width - right - 40, y: height - 8, "text-anchor": "end" }, last);
   return { x, y, add };
 }
 
@@ -409,8 +411,69 @@ function lineChart(svg, rows, key, format) {
   });
 }
 
+// ---- live traffic (GET /monitoring) ------------------------------------------------
+async function showMonitoring() {
+  const box = $("#monitoring-versions");
+  let report;
+  try {
+    report = await getJSON("/monitoring");
+  } catch (error) {
+    box.replaceChildren(element("p", { class: "muted", text: `Monitoring is unavailable. ${error.message}` }));
+    return;
+  }
+  if (!report.versions.length) {
+    box.replaceChildren(element("p", { class: "muted", text: "No predictions logged in this window yet." }));
+    return;
+  }
+  box.replaceChildren(...report.versions.map(monitoringCard));
+}
+
+function monitoringCard(version) {
+  const card = element("article", { class: "card", "data-model": version.model });
+  const facts = element("dl", { class: "facts" });
+  const fact = (term, value) => facts.append(element("dt", { text: term }), element("dd", { text: value }));
+  fact("Predictions", number(version.predictions));
+  fact("Mean top probability", `${percent(version.mean_top_probability)}` +
+    (version.test_mean_top_probability != null ? ` (test set ${percent(version.test_mean_top_probability)})` : ""));
+  if (version.drift) {
+    const verdict = version.drift.drifted == null ? "too few predictions to tell"
+      : version.drift.drifted ? "drifted" : "no drift";
+    fact("Predicted classes vs test set", `PSI ${version.drift.population_stability_index.toFixed(3)}: ${verdict}`);
+  }
+  fact("Live accuracy", version.live_accuracy == null ? "no feedback yet"
+    : `${percent(version.live_accuracy)} of ${number(version.labelled)} labelled ` +
+      `(95% CI ${percent(version.live_accuracy_interval[0])} to ${percent(version.live_accuracy_interval[1])})`);
+  const volume = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  volume.setAttribute("role", "img");
+  volume.setAttribute("aria-label", `Predictions over time, ${version.model} v${version.version}`);
+  timeChart(volume, version.timeline, "predictions", (value) => (value < 10 ? value.toFixed(1) : number(Math.round(value))));
+  card.append(element("h3", { text: `${version.model} v${version.version}` }), facts,
+              element("figure", {}, element("figcaption", { text: "Predictions and live accuracy over the window" }), volume));
+  return card;
+}
+
+// Volume per bucket (blue) and, where there is feedback, live accuracy (green, right-hand scale in %).
+function timeChart(svg, timeline, key, format) {
+  const times = timeline.map((point) => new Date(point.start));
+  const indexes = timeline.map((_, index) => index + 1);
+  const ends = times.length ? [times[0].toLocaleTimeString(), times[times.length - 1].toLocaleTimeString()] : null;
+  const chart = chartFrame(svg, indexes, timeline.map((point) => point[key]).concat([0]), format, 40, ends);
+  if (!chart) return;
+  const { x, y, add } = chart;
+  const top = Math.max(...timeline.map((point) => point[key]), 1);
+  add("polyline", { points: timeline.map((p, i) => `${x(i + 1)},${y(p[key])}`).join(" "), fill: "none",
+                    stroke: COLORS[0], "stroke-width": 2 });
+  timeline.forEach((point, index) => {
+    if (point.live_accuracy == null) return;
+    add("circle", { cx: x(index + 1), cy: y(point.live_accuracy * top), r: 4, fill: COLORS[2] },
+        `live accuracy ${percent(point.live_accuracy)}`);
+  });
+}
+
 async function main() {
   setUpInput();
+  showMonitoring();
+  $("#monitoring-refresh").addEventListener("click", showMonitoring);
   showSamples().catch((error) => showError(error.message));
   try {
     const listing = await getJSON("/models");

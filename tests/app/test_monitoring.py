@@ -131,6 +131,9 @@ def test_the_report_matches_an_independent_computation(tmp_path: Path) -> None:
     right = sum(a["class_name"] == t for a, t in zip(answers[:16], truths[:16], strict=True))
     wilson = stats.binomtest(right, 16).proportion_ci(method="wilson")
     assert version["predictions"] == 24 and version["labelled"] == 16
+    timeline = version["timeline"]  # The page's time plot: every prediction in exactly one bucket.
+    assert sum(point["predictions"] for point in timeline) == 24 and sum(p["labelled"] for p in timeline) == 16
+    assert all(since <= datetime.fromisoformat(point["start"]) <= datetime.now(UTC) for point in timeline)
     assert version["live_accuracy"] == pytest.approx(right / 16)
     assert version["live_accuracy_interval"] == pytest.approx([wilson.low, wilson.high])
     assert version["drift"]["chi_square"] == pytest.approx(chi_square)

@@ -45,6 +45,7 @@ def test_rows_feedback_and_the_report_on_postgres(postgres: Postgres) -> None:
     assert set(ids) <= logged_ids(postgres.url)  # Every prediction has its row: none lost.
     (version,) = [v for v in report["versions"] if v["predictions"] >= 1000]
     assert version["labelled"] == 1 and version["drift"]["drifted"] is True  # One image 1,000 times: all one class.
+    assert sum(point["predictions"] for point in version["timeline"]) == version["predictions"]
 
 
 def test_a_database_stopped_mid_run_loses_no_answer(postgres: Postgres) -> None:
