@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -22,11 +23,18 @@ from app.schemas import FeedbackAnswer, FeedbackRequest, MonitoringReport
 
 router = APIRouter(tags=["monitoring"])
 GAUGE_REFRESH_SECONDS = 30.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 logger = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON."},
     404: {"description": "No logged prediction has that id."},
     503: {"description": "Monitoring is off (MONITORING_ENABLED=false) or its database does not answer."},
 }
+
+
+def _iso_8601(value: Any) -> Any:
+    """Only ISO 8601 text is a time here (pydantic alone would also read "0.5" as seconds since 1970)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 @router.post("/feedback", response_model=FeedbackAnswer, responses=ERRORS)
@@ -52,9 +60,11 @@ async def read_monitoring(
     dataplane: DataPlaneDep,
     settings: SettingsDep,
     model: Annotated[str | None, Query(max_length=64, description="Only this model.")] = None,
-    version: Annotated[int | None, Query(ge=1, description="Only this version.")] = None,
+    version: Annotated[int | None, Query(ge=1, le=999_999_999, description="Only this version.")] = None,
     since: Annotated[
-        datetime | None, Query(description="Window start (ISO 8601); default: MONITORING_WINDOW_HOURS ago.")
+        datetime | None,
+        BeforeValidator(_iso_8601),
+        Query(description="Window start (ISO 8601); default: MONITORING_WINDOW_HOURS ago."),
     ] = None,
 ) -> MonitoringReport:
     """Per model and version since `since`: volume, predicted classes against the test set's (drift),
@@ -122,5 +132,6 @@ def _log(log: PredictionLog | None) -> PredictionLog:
 
 
 def _aware(moment: datetime) -> datetime:
-    """A time without a zone is read as UTC, as the log stores it."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """A time without a zone is read as UTC, as the log stores it; nothing is logged before 1970."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return max(aware, EPOCH)
