@@ -17,6 +17,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MODELS_DIR=/srv/models \
+    MONITORING_DB=sqlite:////srv/data/monitoring.db \
     HOST=0.0.0.0
 
 WORKDIR /srv
@@ -30,7 +31,7 @@ RUN pip install -r requirements-serve.lock \
     && rm "$libs"/libopenvino_intel_gpu_plugin.so "$libs"/libopenvino_intel_npu_plugin.so "$libs"/cache.json \
     && find "$libs" -name 'libopenvino_*_frontend.so*' ! -name 'libopenvino_ir_frontend.so*' -delete \
     && useradd --create-home --uid 1000 app \
-    && mkdir -p /srv/models && chown app:app /srv/models
+    && mkdir -p /srv/models /srv/data && chown app:app /srv/models /srv/data
 
 # The service and the neutral core it shares with training (store format, preprocessing, runtimes).
 COPY training/__init__.py ./training/__init__.py

@@ -133,6 +133,11 @@ def test_train_in_a_container_then_serve_the_new_version(compose_env: dict[str, 
     assert (answer.json()["model"], answer.json()["version"]) == ("model_1", served_before)
     explicit = httpx.post(f"{base}/predict", files={"file": ("cat.png", png)}, params={"version": new}, timeout=30)
     assert explicit.json()["version"] == new
+    # The prediction log on the container's volume: the answers are there, and feedback lands.
+    feedback = {"prediction_id": explicit.json()["prediction_id"], "label": "cat"}
+    assert httpx.post(f"{base}/feedback", json=feedback, timeout=30).status_code == 200
+    report = httpx.get(f"{base}/monitoring", params={"model": "model_1"}, timeout=30).json()
+    assert sum(version["predictions"] for version in report["versions"]) >= 2
 
     # Pinning it with the CLI (in the train container, on the shared store) promotes it, without a restart.
     pinned = _compose(
