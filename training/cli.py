@@ -8,6 +8,7 @@ serve-policy    write a model's serving.json: which versions serve, pin, labels
 list            the architectures and their recipes
 export          add the compiled copies (SavedModel, OpenVINO IR) older versions lack
 export-samples  write CIFAR-10 test images as PNGs for the web page
+feedback-dataset  write the images users labelled in the prediction log as extra training data
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init-from", type=Path, help="fine-tune: start from this version's weights, e.g. models/whitened_convnet/5"
     )
+    train.add_argument(
+        "--extra-data", type=Path, help="also train on <dir>/<class>/*.png, e.g. from `feedback-dataset`"
+    )
     calibrate = commands.add_parser(
         "calibrate", help="fit a temperature for a trained version and publish the calibrated copy as a new version"
     )
@@ -113,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format", choices=["all", "saved_model", "ir"], default="all", help="which copies to add (default: all)"
     )
+    feedback = commands.add_parser(
+        "feedback-dataset",
+        help="write the prediction log's labelled images (logged with LOG_IMAGES=true) as <out>/<class>/<id>.png",
+    )
+    feedback.add_argument("--db", required=True, help="the service's MONITORING_DB, a SQLAlchemy URL")
+    feedback.add_argument("--out", type=Path, required=True, help="folder to write (replaced as a whole)")
     samples = commands.add_parser("export-samples", help="write CIFAR-10 test images as PNGs for the web page")
     samples.add_argument("--out", type=Path, default=Path("app/static/samples"))
     samples.add_argument("--per-class", type=int, default=4)
@@ -138,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return _repeat(args)
     if args.command == "export":
         return _export(args.models_dir, args.name, args.version, args.format)
+    if args.command == "feedback-dataset":
+        return _feedback_dataset(args.db, args.out)
     for flag in ("epochs", "batch_size", "limit"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -177,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         corruption_fraction=args.corruption_fraction,
         augmix_fraction=args.augmix_fraction,
         init_from=args.init_from,
+        extra_data=args.extra_data,
     )
     try:
         published = train(options)
@@ -187,6 +200,20 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: no version was published; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"published {published}" if published else "done: this worker publishes nothing")
+    return 0
+
+
+def _feedback_dataset(db_url: str, out: Path) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from training.feedback import write_feedback_dataset
+
+    try:
+        written = write_feedback_dataset(db_url, out)
+    except (SQLAlchemyError, OSError) as error:
+        print(f"error: cannot read the prediction log at {db_url}: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {written} labelled images to {out} (train on them with --extra-data {out})")
     return 0
 
 

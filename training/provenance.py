@@ -48,12 +48,15 @@ def describe_run(
     dataset: Cifar10,
     train_images: int,
     init_from: str | None = None,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> RunDescription:
     fingerprint = DatasetFingerprint(
         source=dataset.source,
         x_train_sha256=array_sha256(dataset.x_train),
         x_test_sha256=array_sha256(dataset.x_test),
         labels_sha256=array_sha256(np.concatenate([dataset.y_train, dataset.y_test])),
+        extra_images=len(extra[0]) if extra else 0,
+        extra_sha256=array_sha256(np.concatenate([extra[0].ravel(), extra[1].astype(np.uint8)])) if extra else None,
     )
     return RunDescription(architecture, recipe.as_record(), seed, limit, train_images, fingerprint, init_from)
 

@@ -26,6 +26,7 @@ from training.core.artifacts import Metrics, Summary
 from training.data import Cifar10, calibration_split, load_cifar10
 from training.evaluation import Evaluation, evaluate
 from training.export import write_exports
+from training.feedback import load_extra_data
 from training.optimizers import make_optimizer
 from training.pipeline import TrainingData, evaluation_batches, training_batches
 from training.provenance import RunDescription, describe_run, environment
@@ -48,6 +49,7 @@ class TrainOptions:
     corruption_fraction: float | None = None  # None: the recipe's share of noisy, blurred or flattened images.
     augmix_fraction: float | None = None  # None: the recipe's share of AugMix-style mixed images.
     init_from: Path | None = None  # Fine-tune: start from this version's weights instead of the recipe's init.
+    extra_data: Path | None = None  # Labelled images to train on too (`python -m training feedback-dataset`).
     corruption_images: int = CORRUPTION_IMAGES  # Test images per corruption and severity in the report.
     run_group: str | None = None  # Record the run in models/<name>/runs/<group>/<seed>/ instead of publishing.
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, a line per epoch otherwise.
@@ -68,6 +70,10 @@ def train(options: TrainOptions) -> Path | None:
     x_train, y_train = without_calibration_split(dataset, recipe.calibration_holdout, options.seed)
     if options.limit:
         x_train, y_train = x_train[: options.limit], y_train[: options.limit]
+    extra = load_extra_data(options.extra_data) if options.extra_data else None
+    if extra is not None:  # After the hold-out split: the temperature is still fitted on CIFAR-10 images only.
+        x_train, y_train = np.concatenate([x_train, extra[0]]), np.concatenate([y_train, extra[1]])
+        print(f"Training on {len(extra[0])} extra labelled images from {options.extra_data}", flush=True)
 
     keras.utils.set_random_seed(options.seed)
     training_data = training_batches(x_train, y_train, recipe, options.seed)
@@ -86,7 +92,7 @@ def train(options: TrainOptions) -> Path | None:
         if strategy:
             model.optimizer.build(model.trainable_variables)
     init_from = str(options.init_from) if options.init_from else None
-    run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train), init_from)
+    run = describe_run(architecture.name, recipe, options.seed, options.limit, dataset, len(x_train), init_from, extra)
     backup = _backup_folder(options, architecture.name)
     if is_chief:
         for stale in artifacts.remove_stale_staging(options.models_dir, architecture.name):

@@ -19,9 +19,9 @@ import numpy as np
 from sqlalchemy import Integer, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from app.monitoring.schema import Feedback, Prediction
 from app.schemas import Drift, TimelinePoint, VersionMonitoring
 from training.core import artifacts, statistics
+from training.core.prediction_log import Feedback, Prediction
 
 
 @dataclass(frozen=True)

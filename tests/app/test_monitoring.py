@@ -22,9 +22,9 @@ from scipy import stats
 from sqlalchemy import func, select, update
 
 from app.monitoring.log import PredictionLog
-from app.monitoring.schema import Base, Feedback, Prediction
 from tests.utils.data import CLASS_NAMES, COMMITTED_MODELS, SAMPLES
 from tests.utils.servers import running_client
+from training.core.prediction_log import Base, Feedback, Prediction
 
 SAMPLE_FILES = sorted(SAMPLES.glob("*.png"))
 

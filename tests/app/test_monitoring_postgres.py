@@ -4,17 +4,22 @@ returns); and two worker processes plus a second replica sharing one log."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import create_engine, func, select, text
 
-from app.monitoring.schema import Prediction
 from tests.utils.data import COMMITTED_MODELS, SAMPLES
 from tests.utils.postgres import Postgres, postgres_server
 from tests.utils.servers import running_client, server_process
+from training.core.prediction_log import Prediction
 
 pytestmark = pytest.mark.slow
 PNG = (SAMPLES / "test_00000_cat.png").read_bytes()
@@ -36,13 +41,21 @@ def logged_ids(url: str) -> set[str]:
 
 
 def test_rows_feedback_and_the_report_on_postgres(postgres: Postgres) -> None:
-    with running_client(COMMITTED_MODELS, monitoring_db=postgres.url) as client:
+    with running_client(COMMITTED_MODELS, monitoring_db=postgres.url, log_images=True) as client:
         ids = [client.post("/predict", files={"file": ("a.png", PNG)}).json()["prediction_id"] for _ in range(1000)]
         feedback = client.post("/feedback", json={"prediction_id": ids[0], "label": "cat"})
         client.app.state.dataplane.log.flush(60)  # type: ignore[attr-defined]
         report = client.get("/monitoring").json()
     assert feedback.status_code == 200
     assert set(ids) <= logged_ids(postgres.url)  # Every prediction has its row: none lost.
+    engine = create_engine(postgres.url)
+    with engine.connect() as connection:  # Written by COPY: the image, the hash and the time come back intact.
+        row = connection.execute(select(Prediction).where(Prediction.id == ids[0])).one()
+    engine.dispose()
+    pixels = np.asarray(Image.open(io.BytesIO(row.image_png)))
+    np.testing.assert_array_equal(pixels, np.asarray(Image.open(io.BytesIO(PNG)).convert("RGB")))
+    assert row.pixels_sha256 == hashlib.sha256(pixels.tobytes()).hexdigest()
+    assert abs((datetime.now(UTC) - row.created_at).total_seconds()) < 600
     (version,) = [v for v in report["versions"] if v["predictions"] >= 1000]
     assert version["labelled"] == 1 and version["drift"]["drifted"] is True  # One image 1,000 times: all one class.
     assert sum(point["predictions"] for point in version["timeline"]) == version["predictions"]

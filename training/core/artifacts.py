@@ -158,6 +158,8 @@ class DatasetFingerprint(Record):
     x_train_sha256: str
     x_test_sha256: str
     labels_sha256: str
+    extra_images: int = Field(0, description="Images added by `train --extra-data` (labelled feedback).")
+    extra_sha256: str | None = Field(None, description="Of the extra images and their labels.")
 
 
 class ProbabilityScores(Record):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.monitoring.schema import Base
+from training.core.prediction_log import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

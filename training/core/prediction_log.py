@@ -1,4 +1,6 @@
-"""The prediction log's tables (SQLAlchemy 2). Changed only through a migration in `migrations/versions/`."""
+"""The prediction log's tables (SQLAlchemy 2): the service writes them (app/monitoring), training reads the
+labelled images back (`python -m training feedback-dataset`). Changed only through a migration in
+app/monitoring/migrations/versions/ (a test holds the two to each other)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,134 @@
+"""What the prediction log costs, and whether it loses rows: /predict with logging off, to SQLite and to
+PostgreSQL, the servers up at once and the cells alternated (ABBA), then a long run per database
+counting the rows against the answers.
+
+    python bench/monitoring_overhead.py --postgres postgresql+pg8000://postgres@127.0.0.1:5433/postgres \\
+        [--model whitened_convnet] [--rounds 4] [--seconds 5] [--count-seconds 25]
+
+PostgreSQL is yours to start (Debian: `pg_ctlcluster 15 main start`, or initdb + pg_ctl in a temporary
+folder, as tests/utils/postgres.py does); without `--postgres` only SQLite is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import create_engine, func, select, text
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import machine  # noqa: E402
+from bench import serve_throughput as serving  # noqa: E402
+from training.core.prediction_log import Prediction  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="whitened_convnet")
+    parser.add_argument("--postgres", help="a PostgreSQL URL (postgresql+pg8000://...); its tables are emptied")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--count-seconds", type=int, default=25, help="the long run that counts rows")
+    parser.add_argument("--port", type=int, default=8865)
+    args = parser.parse_args()
+    sqlite = f"sqlite:///{tempfile.mkdtemp(prefix='bench-log-')}/monitoring.db"
+    logs = {"off": None, "sqlite": sqlite} | ({"postgres": args.postgres} if args.postgres else {})
+    if args.postgres:
+        _empty(args.postgres)
+    print(machine.describe())
+    request = serving.request_body("predict", (REPO / "app" / "static" / "samples" / "test_00000_cat.png").read_bytes())
+    with contextlib.ExitStack() as stack:
+        bases = {
+            name: stack.enter_context(_server(args.model, args.port + index, url))
+            for index, (name, url) in enumerate(logs.items())
+        }
+        urls = {name: f"{base}/predict?model={args.model}" for name, base in bases.items()}
+        for url in urls.values():
+            serving._run_wrk(url, request, 1, 2)  # Warm-up.
+        samples: dict[str, list[dict]] = {name: [] for name in urls}
+        for round_ in range(args.rounds):
+            for name in list(urls) if round_ % 2 == 0 else list(urls)[::-1]:
+                samples[name].append(serving._run_wrk(urls[name], request, args.concurrency, args.seconds))
+        print(f"\n/predict at c={args.concurrency}, {args.rounds} rounds of {args.seconds} s (mean; spread of req/s):")
+        off = float(np.mean([run["rps"] for run in samples["off"]]))
+        for name, runs in samples.items():
+            rps, p99 = float(np.mean([r["rps"] for r in runs])), float(np.mean([r["p99_ms"] for r in runs]))
+            spread = float(np.ptp([r["rps"] for r in runs]) / rps)
+            print(f"  log {name:8} {rps:8.1f} req/s  p99 {p99:7.1f} ms  = {rps / off:.3f} of off  spread {spread:.1%}")
+        print(f"\nLong runs ({args.count_seconds} s at c={args.concurrency}): answers against rows")
+        for name, url in logs.items():
+            if url is not None:
+                _count(name, url, urls[name], bases[name], request, args)
+
+
+@contextlib.contextmanager
+def _server(model: str, port: int, log_url: str | None):
+    """One server of bench/serve_throughput.py, logging to `log_url` (None: monitoring off)."""
+    saved = {key: os.environ.get(key) for key in ("MONITORING_ENABLED", "MONITORING_DB")}
+    os.environ["MONITORING_ENABLED"] = "false" if log_url is None else "true"
+    if log_url is not None:
+        os.environ["MONITORING_DB"] = log_url
+    try:
+        server = serving._server(model, port, os.environ.get("INFERENCE_BACKEND", "auto"))
+        base = server.__enter__()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    try:
+        yield base
+    finally:
+        server.__exit__(None, None, None)
+
+
+def _count(name: str, log_url: str, url: str, base: str, request: tuple, args: argparse.Namespace) -> None:
+    answered_before, rows_before = _answered(base, args.model), _rows(log_url)
+    result = serving._run_wrk(url, request, args.concurrency, args.count_seconds)
+    time.sleep(3)  # The writer inserts what is queued within about a second.
+    answered, rows = _answered(base, args.model) - answered_before, _rows(log_url) - rows_before
+    print(
+        f"  log {name:8} {int(result['requests']):,} requests, {answered:,} answered, {rows:,} rows: "
+        f"{answered - rows:,} lost, errors {int(result['errors'])}"
+    )
+
+
+def _answered(base: str, model: str) -> int:
+    """Images the server answered for `model` (its cifar_predictions_total, every class)."""
+    total = 0.0
+    for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
+        if line.startswith("cifar_predictions_total{") and f'model="{model}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def _rows(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(Prediction)) or 0)
+    finally:
+        engine.dispose()
+
+
+def _empty(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for table in ("feedback", "predictions", "alembic_version"):
+            connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
