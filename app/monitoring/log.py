@@ -93,15 +93,17 @@ class PredictionLog:
     def start(self) -> None:
         self._thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (up to `timeout`), then stop the writer."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the writer: within `timeout` in all, even with a hung database."""
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         try:
-            self._queue.put(None, timeout=timeout)
+            self._queue.put(None, timeout=max(deadline - time.monotonic(), 0.01))
         except queue.Full:
             return
-        self._thread.join(timeout)
-        self.engine.dispose()
+        self._thread.join(max(deadline - time.monotonic(), 0.01))
+        if not self._thread.is_alive():
+            self.engine.dispose()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued record is written or dropped; False if that took longer than `timeout`."""
