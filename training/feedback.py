@@ -35,7 +35,7 @@ def write_feedback_dataset(db_url: str, out: Path) -> int:
     try:
         with engine.connect() as connection, staged_dir(out) as staging:
             for prediction_id, png, label in connection.execute(query.where(Prediction.image_png.is_not(None))):
-                if label not in CLASS_NAMES:
+                if png is None or label not in CLASS_NAMES:  # (The query already leaves out rows without pixels.)
                     continue
                 (staging / label).mkdir(exist_ok=True)
                 (staging / label / f"{prediction_id}.png").write_bytes(png)
