@@ -44,7 +44,16 @@ def triton(address: str, pixels: np.ndarray) -> dict[str, Any]:
 
 
 def kserve(address: str, pixels: np.ndarray) -> dict[str, Any]:
+    import grpc
     from kserve import InferenceGRPCClient, InferInput, InferRequest
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as messages
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    # KServe's client object has no metadata call; its package's generated stub does.
+    with grpc.insecure_channel(address) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        metadata = stub.ModelMetadata(messages.ModelMetadataRequest(name="model_1"), timeout=30)
+        server = stub.ServerMetadata(messages.ServerMetadataRequest(), timeout=30)
 
     async def ask() -> dict[str, Any]:
         client = InferenceGRPCClient(address)
@@ -59,6 +68,8 @@ def kserve(address: str, pixels: np.ndarray) -> dict[str, Any]:
             "probabilities": outputs["probabilities"].tolist(),
             "class_index": outputs["class_index"].tolist(),
             "version": answer.model_version,
+            "metadata_inputs": [tensor.name for tensor in metadata.inputs],
+            "server": server.name,
         }
 
     return asyncio.run(ask())
