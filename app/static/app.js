@@ -429,7 +429,7 @@ async function showMonitoring() {
 }
 
 function monitoringCard(version) {
-  const card = element("article", { class: "card", "data-model": version.model });
+  const card = element("article", { class: "card log-card", "data-log-model": version.model });
   const facts = element("dl", { class: "facts" });
   const fact = (term, value) => facts.append(element("dt", { text: term }), element("dd", { text: value }));
   fact("Predictions", number(version.predictions));
