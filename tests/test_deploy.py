@@ -70,3 +70,12 @@ def test_probes_and_ports_match_the_app(tmp_path: Path) -> None:
     assert f"EXPOSE 8000 {grpc_port}" in (REPO / "Dockerfile").read_text()
     mount = container["volumeMounts"][0]
     assert mount["readOnly"] is True and {"name": "MODELS_DIR", "value": mount["mountPath"]} in container["env"]
+
+
+def test_compose_publishes_both_ports_and_keeps_the_log_on_a_volume() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    api = compose["services"]["api"]
+    assert [port.rsplit(":", 1)[1] for port in api["ports"]] == ["8000", "8081"]
+    assert api["environment"]["GRPC_PORT"] == "8081" and "WORKERS" in api["environment"]
+    assert "monitoring:/srv/data" in api["volumes"] and "monitoring" in compose["volumes"]
+    assert any(volume.endswith(":/srv/models") for volume in api["volumes"])
