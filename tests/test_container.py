@@ -186,8 +186,13 @@ def _grpc_answers_as_rest(address: str, base: str) -> None:
     tensor = pb.ModelInferRequest.InferInputTensor(name="images", datatype="UINT8", shape=pixels.shape)
     request = pb.ModelInferRequest(model_name="model_1", inputs=[tensor], raw_input_contents=[pixels.tobytes()])
     with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
-        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        deadline = time.monotonic() + 30  # The health service follows readiness within its 0.5 s poll.
+        while (
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30).status
+            != health_pb2.HealthCheckResponse.SERVING
+        ):
+            assert time.monotonic() < deadline, "the gRPC health service never said SERVING"
+            time.sleep(0.2)
         infer = channel.unary_unary(
             "/inference.GRPCInferenceService/ModelInfer",
             request_serializer=lambda m: m.SerializeToString(),
