@@ -71,29 +71,15 @@ def main() -> None:
                 _count(name, url, urls[name], bases[name], request, args)
 
 
-@contextlib.contextmanager
-def _server(model: str, port: int, log_url: str | None):
+def _server(model: str, port: int, log_url: str | None) -> contextlib.AbstractContextManager[str]:
     """One server of bench/serve_throughput.py, logging to `log_url` (None: monitoring off)."""
-    saved = {key: os.environ.get(key) for key in ("MONITORING_ENABLED", "MONITORING_DB")}
-    os.environ["MONITORING_ENABLED"] = "false" if log_url is None else "true"
-    if log_url is not None:
-        os.environ["MONITORING_DB"] = log_url
-    try:
-        server = serving._server(model, port, os.environ.get("INFERENCE_BACKEND", "auto"))
-        base = server.__enter__()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    try:
-        yield base
-    finally:
-        server.__exit__(None, None, None)
+    settings = {"MONITORING_ENABLED": "false"} if log_url is None else {"MONITORING_DB": log_url}
+    backend = os.environ.get("INFERENCE_BACKEND", "auto")
+    return serving._server(model, port, backend, settings=settings)
 
 
 def _count(name: str, log_url: str, url: str, base: str, request: tuple, args: argparse.Namespace) -> None:
+    time.sleep(3)  # Rows of the requests before are written first, so that they count before, not during.
     answered_before, rows_before = _answered(base, args.model), _rows(log_url)
     result = serving._run_wrk(url, request, args.concurrency, args.count_seconds)
     time.sleep(3)  # The writer inserts what is queued within about a second.

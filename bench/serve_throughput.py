@@ -207,10 +207,16 @@ def _label(backend: str, policy: str, tree: Path | None = None) -> str:
 
 @contextlib.contextmanager
 def _server(
-    model: str, port: int, backend: str, workers: int = 1, policy: str = "", tree: Path = REPO
+    model: str,
+    port: int,
+    backend: str,
+    workers: int = 1,
+    policy: str = "",
+    tree: Path = REPO,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """The service plus bench/baseline_app.py's reference endpoints of source tree `tree` (its code, this
-    checkout's model store), in uvicorn, until the block ends."""
+    checkout's model store), in uvicorn, until the block ends; `settings` adds environment variables."""
     env = {
         **os.environ,
         "BENCH_MODEL": model,
@@ -226,6 +232,7 @@ def _server(
     }
     if policy:
         env["BATCH_POLICY"] = policy
+    env |= settings or {}
     command = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
     server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"], cwd=tree, env=env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from app import metrics
 from app.config import Settings
 from app.deps import DataPlaneDep, SettingsDep
-from app.errors import ModelNotFound
+from app.errors import ModelNotFound, ModelNotReady
 from app.monitoring.log import PredictionLog, UnknownPrediction
 from app.monitoring.report import DriftRule, Reference, summarize
 from app.registry import ModelRegistry
@@ -91,13 +92,11 @@ def _report(
     return MonitoringReport(since=since, versions=versions)
 
 
-def _references(registry: ModelRegistry) -> Any:
+def _references(registry: ModelRegistry) -> Callable[[str, int], Reference | None]:
     def reference_of(model: str, version: int) -> Reference | None:
         try:
             return Reference.of(registry.artifact(model, version))
-        except LookupError:  # A version no longer in the store: no test-set record to compare with.
-            return None
-        except RuntimeError:
+        except (LookupError, ModelNotReady):  # Gone from the store, or failed: no test-set record to compare.
             return None
 
     return reference_of
