@@ -42,6 +42,7 @@ def main() -> None:
         workers=settings.workers,
         log_level=settings.log_level.lower(),
         timeout_keep_alive=settings.keep_alive_seconds,
+        server_header=False,  # No "server: uvicorn" banner on every response.
         http=HeaderDeadlineProtocol,
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),  # Then cancelled: shutdown never hangs.

@@ -37,7 +37,7 @@ from training.core.preprocessing import probe_images
 
 logger = logging.getLogger(__name__)
 
-Predict = openvino_runtime.Predict  # uint8 (N, 32, 32, 3) -> float32 probabilities (N, 10).
+Predict = openvino_runtime.Predict  # uint8 (N, 32, 32, 3) -> float32 probabilities (N, 10), + novelty score.
 
 
 class Backend(StrEnum):
@@ -65,6 +65,7 @@ class BackendOptions:
     int8_max_ece_increase: float  # How much less calibrated (ECE) int8 may be than TensorFlow.
     int8_probe_tolerance: float
     int8_batch_size: int  # The micro-batcher's largest batch for a version served in int8.
+    novelty_quantile: float  # Share of hold-out images the novelty threshold keeps as in distribution.
 
 
 @dataclass(frozen=True)

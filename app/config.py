@@ -135,6 +135,15 @@ class Settings(BaseSettings):
     int8_probe_tolerance: float = Field(
         1e-2, gt=0, description="Largest difference an int8 model may show from its recorded probe-batch answers."
     )
+    ood_threshold_quantile: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description=(
+            "Share of held-out training images the novelty threshold keeps as in distribution: higher flags "
+            "fewer images as none of the ten classes."
+        ),
+    )
     log_level: str = Field("info", description="Python logging level.")
 
     def intra_op_threads(self) -> int:
@@ -150,6 +159,7 @@ class Settings(BaseSettings):
             int8_max_ece_increase=self.int8_max_ece_increase,
             int8_probe_tolerance=self.int8_probe_tolerance,
             int8_batch_size=self.int8_batch_max_size,
+            novelty_quantile=self.ood_threshold_quantile,
         )
 
 

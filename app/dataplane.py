@@ -22,9 +22,11 @@ from app import metrics
 from app.decoding import Pending
 from app.errors import ModelNotFound, ModelNotReady
 from app.monitoring.log import PredictionLog, Record
+from app.parsing import ascii_integer
 from app.protocols import open_inference as oip
 from app.registry import ModelRegistry
 from app.uploads import Decoder
+from training.core.novelty import split_rows
 
 # The protocols' response header (and gRPC response parameter) with each image's id, comma-separated in input order.
 PREDICTION_IDS = "Prediction-Id"
@@ -33,23 +35,26 @@ MAX_VERSION_DIGITS = 9  # Versions are small integers; a longer number is a typo
 
 @dataclass(frozen=True)
 class Inference:
-    """The version that answered, its calibrated probabilities (one row per image, in order) and each
-    row's id in the prediction log."""
+    """The version that answered, its calibrated probabilities (one row per image, in order), each
+    image's novelty score and verdict (None for a version without a score) and its id in the log."""
 
     model: str
     version: int
     class_names: list[str]
     probabilities: np.ndarray
     prediction_ids: list[str]
+    ood_scores: np.ndarray | None = None  # Higher: less like the training images.
+    in_distribution: np.ndarray | None = None  # Score at or below the version's threshold.
 
 
 def parse_version(raw: str | None) -> int | None:
     """A version as protocols spell it (a path segment, a gRPC string); None or "" means the default."""
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_VERSION_DIGITS or int(raw) < 1:
-        raise ModelNotFound(f"no version {raw!r}: versions are positive integers")
-    return int(raw)
+    number = ascii_integer(raw, MAX_VERSION_DIGITS)
+    if number is None or number < 1 or raw != raw.strip():
+        raise ModelNotFound(f"no version {raw[:40]!r}: versions are positive integers")
+    return number
 
 
 class DataPlane:
@@ -79,13 +84,14 @@ class DataPlane:
 
     def model_metadata(self, name: str, version: int | None) -> dict[str, Any]:
         """The Open Inference Protocol's model metadata (REST and gRPC alike)."""
-        model, _ = self.registry.resolve(name, version)
+        model, number = self.registry.resolve(name, version)
+        novelty = self.registry.artifact(model, number).metadata.novelty is not None
         return {
             "name": model,
             "versions": [str(v) for v in self.registry.servable_versions(model)],
             "platform": oip.PLATFORM,
             "inputs": oip.input_metadata(),
-            "outputs": oip.output_metadata(),
+            "outputs": oip.output_metadata(novelty),
         }
 
     async def infer(
@@ -104,10 +110,13 @@ class DataPlane:
         async with self.registry.serve(name, version, label) as loaded:
             pixels = [image if isinstance(image, np.ndarray) else await self.decoder.decode(image) for image in images]
             start = time.perf_counter()
-            probabilities = await loaded.predict_all(pixels)
+            rows = await loaded.predict_all(pixels)
             elapsed = time.perf_counter() - start
+        probabilities, scores = split_rows(rows)
+        threshold = loaded.novelty.threshold
+        verdicts = None if scores is None or threshold is None else scores <= threshold
         ids = [uuid.uuid4().hex for _ in pixels]
-        answer = Inference(loaded.name, loaded.version, loaded.class_names, probabilities, ids)
+        answer = Inference(loaded.name, loaded.version, loaded.class_names, probabilities, ids, scores, verdicts)
         _count(answer, elapsed)
         if self.log is not None:
             self.log.record(_records(answer, pixels, elapsed, endpoint))
@@ -120,11 +129,17 @@ def _count(answer: Inference, elapsed: float) -> None:
     for best in answer.probabilities.argmax(axis=1):
         seconds.observe(elapsed)
         metrics.PREDICTIONS.labels(answer.model, version, answer.class_names[best]).inc()
+    if answer.in_distribution is not None:
+        unknown = int((~answer.in_distribution).sum())
+        if unknown:
+            metrics.OUT_OF_DISTRIBUTION.labels(answer.model, version).inc(unknown)
 
 
 def _records(answer: Inference, pixels: list[np.ndarray], elapsed: float, endpoint: str) -> list[Record]:
     now = datetime.now(UTC)
     best = answer.probabilities.argmax(axis=1)
+    scores = answer.ood_scores if answer.ood_scores is not None else [None] * len(pixels)
+    verdicts = answer.in_distribution if answer.in_distribution is not None else [None] * len(pixels)
     return [
         Record(
             id=prediction_id,
@@ -137,8 +152,10 @@ def _records(answer: Inference, pixels: list[np.ndarray], elapsed: float, endpoi
             probability=float(row[index]),
             latency_ms=elapsed * 1000,
             pixels=image,
+            ood_score=None if score is None else float(score),
+            in_distribution=None if verdict is None else bool(verdict),
         )
-        for prediction_id, index, row, image in zip(
-            answer.prediction_ids, best, answer.probabilities, pixels, strict=True
+        for prediction_id, index, row, image, score, verdict in zip(
+            answer.prediction_ids, best, answer.probabilities, pixels, scores, verdicts, strict=True
         )
     ]

@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.decoding import ImageError, ImageTooLarge, UnsupportedImage
+from app.security import RESPONSE_HEADERS
 from training.core.artifacts import ArtifactNotFound
 
 
@@ -65,5 +66,12 @@ def register_error_handlers(app: FastAPI) -> None:
     async def answer(_: Request, error: Exception) -> JSONResponse:
         return JSONResponse(status_code=status_for(error), content={"detail": str(error)})
 
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        # Runs outside every middleware (Starlette's outermost one), so it adds the security headers itself;
+        # the traceback is logged by the server, never sent.
+        body = {"detail": f"internal error ({type(error).__name__}); it has been logged"}
+        return JSONResponse(status_code=500, content=body, headers=dict(RESPONSE_HEADERS))
+
     for error_type, _ in STATUS_BY_ERROR:
         app.add_exception_handler(error_type, answer)
+    app.add_exception_handler(Exception, unexpected)

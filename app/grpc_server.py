@@ -76,7 +76,8 @@ class InferenceServicer:
         images = grpc_protocol.images(request, self.settings.max_infer_batch)
         grpc_protocol.requested_outputs(request)  # Unknown outputs are refused before the forward pass.
         answer = await self.dataplane.infer(images, request.model_name, version, endpoint="grpc")
-        response = grpc_protocol.response(request, answer.probabilities, answer.model, answer.version)
+        values = oip.output_tensors(answer.probabilities, answer.ood_scores, answer.in_distribution)
+        response = grpc_protocol.response(request, values, answer.model, answer.version)
         response.parameters[PREDICTION_IDS].string_param = ",".join(answer.prediction_ids)
         return response
 

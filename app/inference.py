@@ -21,19 +21,34 @@ import numpy as np
 from app.backends import Backend, BackendOptions, Int8Model, IRModel, Predict, VersionRuntimes, compile_version
 from training.core import artifacts
 from training.core.classes import NUM_CLASSES
+from training.core.novelty import threshold
 from training.core.preprocessing import INPUT_SHAPE
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Novelty:
+    """Whether a loaded version answers the novelty score, and where its threshold lies."""
+
+    threshold: float | None = None  # Scores above it answer in_distribution = false.
+    quantile: float | None = None  # Share of the hold-out images the threshold keeps.
+    reason: str | None = None  # Why there is no score, when there is none.
+
+
+NO_STATISTICS = Novelty(reason="this version has no novelty statistics (python -m training novelty adds them)")
+
+
+@dataclass(frozen=True)
 class Servable:
-    """A loaded version: its validated files and its forward pass."""
+    """A loaded version: its validated files and its forward pass, whose rows are the ten probabilities,
+    then the novelty score when the version has one (`training.core.novelty.split_rows`)."""
 
     artifact: artifacts.Artifact
     predict: Predict
     backend: Backend = Backend.TENSORFLOW
     refused: dict[str, str] = field(default_factory=dict)  # Faster backends that did not pass, and why.
+    novelty: Novelty = NO_STATISTICS
 
 
 Loader = Callable[[Path], Servable]
@@ -57,9 +72,22 @@ def load_servable(folder: Path, options: BackendOptions) -> Servable:
     )
     compiled = compile_version(runtimes, options)
     warm_up = compiled.predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Before traffic arrives.
-    if warm_up.shape != (1, NUM_CLASSES):
-        raise artifacts.InvalidArtifact(f"the model outputs {warm_up.shape[1:]} values for {NUM_CLASSES} classes")
-    return Servable(artifact, compiled.predict, compiled.backend, compiled.refused)
+    width = NUM_CLASSES + (metadata.novelty is not None)
+    if warm_up.shape != (1, width):
+        raise artifacts.InvalidArtifact(f"the model answers {warm_up.shape[1:]} values per image; expected {width}")
+    novelty = novelty_threshold(metadata, compiled.backend, options.novelty_quantile)
+    return Servable(artifact, compiled.predict, compiled.backend, compiled.refused, novelty)
+
+
+def novelty_threshold(metadata: artifacts.Metadata, backend: Backend, quantile: float) -> Novelty:
+    """The threshold at `quantile` of the hold-out scores of the graph that serves: int8's own, or
+    TensorFlow's (which the fp32 IR reproduces)."""
+    if metadata.novelty is None:
+        return NO_STATISTICS
+    scores = metadata.novelty.holdout_scores
+    if backend is Backend.OPENVINO_INT8 and metadata.quantization and metadata.quantization.novelty_holdout_scores:
+        scores = metadata.quantization.novelty_holdout_scores
+    return Novelty(threshold=threshold(scores, quantile), quantile=quantile)
 
 
 def _tensorflow_forward(folder: Path, metadata: artifacts.Metadata, threads: int) -> Predict:
@@ -73,7 +101,8 @@ def _tensorflow_forward(folder: Path, metadata: artifacts.Metadata, threads: int
             "`python -m training export NAME` adds the IR"
         ) from error
 
-    forward = forward_for(artifacts.load_keras_model(folder), metadata)
+    novelty = artifacts.load_novelty_statistics(folder, metadata)
+    forward = forward_for(artifacts.load_keras_model(folder), metadata, novelty)
     return lambda images: np.asarray(forward(images).numpy())
 
 

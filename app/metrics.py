@@ -15,6 +15,11 @@ INFERENCE_SECONDS = Histogram(
     ["model", "version"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+OUT_OF_DISTRIBUTION = Counter(
+    "cifar_out_of_distribution_total",
+    "Images answered in_distribution = false (novelty score above the version's threshold), by model.",
+    ["model", "version"],
+)
 BATCH_SIZE = Histogram(
     "cifar_batch_size", "Images per forward pass after micro-batching.", buckets=(1, 2, 4, 8, 16, 32, 64, 128)
 )

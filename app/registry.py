@@ -39,7 +39,7 @@ from app.backends import Backend, batch_size
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady
-from app.inference import Loader, make_loader
+from app.inference import NO_STATISTICS, Loader, Novelty, make_loader
 from training.core import artifacts, policy
 from training.core import runs as run_store
 
@@ -104,12 +104,14 @@ class VersionState:
     files: tuple[tuple[str, int, int], ...] = ()  # A failed version is retried when these change.
     backend: Backend | None = None  # The runtime serving it, once available.
     refused: dict[str, str] = field(default_factory=dict)  # Faster backends that did not pass, and why.
+    novelty: Novelty | None = None  # Its novelty threshold, or why it answers no score, once loaded.
 
 
 @dataclass
 class LoadedModel:
     artifact: artifacts.Artifact
-    batcher: MicroBatcher  # Owns the forward pass: uint8 (N, 32, 32, 3) -> probabilities (N, 10).
+    batcher: MicroBatcher  # Owns the forward pass: uint8 (N, 32, 32, 3) -> answer rows (N, 10 or 11).
+    novelty: Novelty = NO_STATISTICS
     leases: int = 0  # Requests answering with it now: it is never unloaded to make room while above 0.
     last_used: float = field(default_factory=time.monotonic)
 
@@ -412,7 +414,7 @@ class ModelRegistry:
             self.settings.batch_max_wait_ms,
             self.settings.batch_policy,
         )
-        loaded = self._loaded[(name, version)] = LoadedModel(servable.artifact, batcher)
+        loaded = self._loaded[(name, version)] = LoadedModel(servable.artifact, batcher, servable.novelty)
         self._artifacts[(name, version)] = servable.artifact
         states[version] = VersionState(
             version,
@@ -420,6 +422,7 @@ class ModelRegistry:
             metadata=servable.artifact.metadata,
             backend=servable.backend,
             refused=servable.refused,
+            novelty=servable.novelty,
         )
         # A loaded model is many long-lived Python objects; unfrozen, every full garbage collection
         # walks them all (~180 ms measured with TensorFlow), stalling requests mid-flight.

@@ -31,6 +31,18 @@ class Prediction(BaseModel):
     probability: float
     top_k: list[ClassProbability]
     probabilities: dict[str, float] = Field(description="All ten classes, in label order.")
+    ood_score: float | None = Field(
+        description=(
+            "Novelty score: higher means less like the training images (null when the version has no score). "
+            "The probabilities keep their meaning; this says whether to trust that the image is one of the ten."
+        )
+    )
+    in_distribution: bool | None = Field(
+        description=(
+            "False when the image looks like none of the ten classes: ood_score above the version's threshold, "
+            "which keeps OOD_THRESHOLD_QUANTILE of held-out training images (null without a score)."
+        )
+    )
 
 
 class BatchItem(BaseModel):
@@ -66,6 +78,14 @@ class VersionStatus(BaseModel):
     backend_refused: dict[str, str] = Field(
         default_factory=dict, description="Faster backends that do not serve this version, and why."
     )
+    novelty: NoveltyStatus | None = Field(None, description="Its novelty score, once the version is loaded.")
+
+
+class NoveltyStatus(BaseModel):
+    available: bool = Field(description="Whether answers carry ood_score and in_distribution (else they are null).")
+    threshold: float | None = Field(None, description="Scores above it answer in_distribution = false.")
+    quantile: float | None = Field(None, description="Share of held-out training images the threshold keeps.")
+    reason: str | None = Field(None, description="Why the version has no score.")
 
 
 class ModelInfo(BaseModel):
@@ -141,6 +161,7 @@ class TimelinePoint(BaseModel):
     predictions: int
     labelled: int
     live_accuracy: float | None
+    unknown_rate: float | None = Field(None, description="Share answered as out of distribution (null unscored).")
 
 
 class VersionMonitoring(BaseModel):

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.decoding import decode_image
+from app.parsing import ascii_integer
 
 PROTOCOL_PREFIXES = ("/v1/", "/v2/")
 
@@ -29,8 +30,8 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        declared = ascii_integer(dict(scope["headers"]).get(b"content-length"))
+        if declared is not None and declared > self.max_bytes:
             await self._refuse(send, scope["path"])
             return
         received = 0

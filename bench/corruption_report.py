@@ -31,6 +31,7 @@ from app.inference import load_servable  # noqa: E402
 from bench import machine  # noqa: E402
 from training import augment, calibration, robustness  # noqa: E402
 from training.core.artifacts import CorruptionReport  # noqa: E402
+from training.core.novelty import split_rows  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
 
 BATCH = 500
@@ -42,7 +43,8 @@ def measure(
     servable = load_servable(folder, Settings(inference_backend=backend, tf_intra_op_threads=2).backend_options())
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        return np.concatenate([servable.predict(batch[i : i + BATCH]) for i in range(0, len(batch), BATCH)])
+        rows = np.concatenate([servable.predict(batch[i : i + BATCH]) for i in range(0, len(batch), BATCH)])
+        return split_rows(rows)[0]  # Without the novelty score, for versions that answer one.
 
     clean = predict(images)
     row = {

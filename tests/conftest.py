@@ -64,6 +64,19 @@ def quantized_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFacto
     return store
 
 
+@pytest.fixture(scope="session")
+def novelty_store(quantized_store: Path, tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model_1 v1 of the quantized store (hold-out, no score), v2 = v1 with a novelty score, v3 = v2 in int8."""
+    from training.novelty import add_novelty
+    from training.quantize import quantize_version
+
+    store = tmp_path_factory.mktemp("novelty-store")
+    shutil.copytree(quantized_store / "model_1" / "1", store / "model_1" / "1")
+    scored = add_novelty(store / "model_1" / "1", store, tiny_cifar_dir)
+    quantize_version(scored, store, tiny_cifar_dir)
+    return store
+
+
 @pytest.fixture
 def store_copy(tiny_store: Path, tmp_path: Path) -> Path:
     """A private, writable copy of the tiny store for tests that add or break versions."""

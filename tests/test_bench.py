@@ -14,6 +14,7 @@ ENTRY_POINTS = {
     "bench.whitened_convnet_run": "main",
     "bench.robustness_report": "main",
     "bench.corruption_report": "main",
+    "bench.ood_report": "main",
     "bench.robust_recipes": "main",
     "bench.shift_calibration": "main",
     "bench.decode_memory": "main",

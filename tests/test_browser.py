@@ -88,6 +88,24 @@ def test_upload_an_image_and_see_a_prediction(page) -> None:
     page.screenshot(path=str(SCREENSHOTS / "upload-prediction.png"), full_page=True)
 
 
+def test_noise_is_answered_as_none_of_the_ten_classes(page, tmp_path: Path) -> None:
+    """The default model has a novelty score: noise gets the plain message, the classes greyed below it."""
+    import numpy as np
+    from PIL import Image
+
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(noise)
+    page.set_input_files("#file-input", str(noise))
+    warning = page.wait_for_selector(".result.unknown .ood-warning")
+    assert warning.inner_text() == "This does not look like any of the ten classes."
+    assert page.locator(".result.unknown .bar").count() == 5, "the classes are still shown"
+    assert float(page.locator(".result.unknown .verdict").evaluate("e => getComputedStyle(e).opacity")) < 1
+    page.screenshot(path=str(SCREENSHOTS / "none-of-the-classes.png"), full_page=True)
+    page.set_input_files("#file-input", str(REPO / "app" / "static" / "samples" / "test_00001_ship.png"))
+    page.wait_for_selector(".result:not(.unknown) .verdict")
+    assert page.locator(".ood-warning").count() == 0
+
+
 def test_wrong_answer_feedback_is_recorded(page, base_url: str) -> None:
     import httpx
 

@@ -3,6 +3,7 @@
 train           train an architecture and publish a new version (compiled copies included)
 calibrate       fit a temperature for a version and publish the calibrated copy
 quantize        publish an int8 copy of a version, with what it scores
+novelty         fit the novelty score for a version and publish the copy that answers it
 repeat          train a recipe with several seeds, as a run group (the comparison's evidence)
 serve-policy    write a model's serving.json: which versions serve, pin, labels
 list            the architectures and their recipes
@@ -94,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("source", type=Path, help="the version folder to quantize, e.g. models/whitened_convnet/5")
     quantize.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
     quantize.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
+    novelty = commands.add_parser(
+        "novelty", help="fit the novelty score (out-of-distribution) for a version and publish the copy that answers it"
+    )
+    novelty.add_argument("source", type=Path, help="the version folder, e.g. models/whitened_convnet/9")
+    novelty.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
+    novelty.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
+    novelty.add_argument(
+        "--quantile", type=float, default=0.95, help="share of hold-out images the stored threshold keeps (0.95)"
+    )
     repeat = commands.add_parser(
         "repeat", help="train a recipe with several seeds, each recorded under models/<name>/runs/epochs-<E>/<seed>/"
     )
@@ -142,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         return _calibrate(args.source, args.models_dir, args.data, args.tta, args.fit_on_damaged)
     if args.command == "quantize":
         return _quantize(args.source, args.models_dir, args.data)
+    if args.command == "novelty":
+        return _novelty(args.source, args.models_dir, args.data, args.quantile)
     if args.command == "serve-policy":
         return _serve_policy(args)
     if args.command == "repeat":
@@ -301,6 +313,21 @@ def _quantize(source: Path, models_dir: Path, data: Path | None) -> int:
         reference = quantization.reference_accuracy[condition]
         change = 100 * (accuracy - reference)
         print(f"  {condition:16} int8 {accuracy:.2%}  tensorflow {reference:.2%}  ({change:+.2f} points)")
+    return 0
+
+
+def _novelty(source: Path, models_dir: Path, data: Path | None, quantile: float) -> int:
+    from training.core.artifacts import InvalidArtifact, load_artifact
+    from training.novelty import add_novelty
+
+    try:
+        published = add_novelty(source, models_dir, data, quantile)
+    except (DatasetError, InvalidArtifact, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    novelty = load_artifact(published).metadata.novelty
+    assert novelty is not None
+    print(f"published {published}: threshold {novelty.threshold:.4f} keeps {novelty.quantile:.0%} of the hold-out")
     return 0
 
 

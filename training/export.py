@@ -29,7 +29,9 @@ import numpy as np
 import tensorflow as tf
 
 from training.core import artifacts, openvino_runtime
+from training.core.classes import NUM_CLASSES
 from training.core.forward import Forward, forward_for
+from training.core.novelty import NoveltyStatistics
 from training.core.preprocessing import INPUT_SHAPE, probe_images
 from training.core.staging import publish, staged_dir, staging_name
 
@@ -39,22 +41,31 @@ PARITY_TOLERANCE = 1e-4  # Largest probability difference the IR may show from T
 TIMED_BATCHES = (1, 16, 32)  # Batch sizes whose latency is recorded (the micro-batcher's largest: 16 and 32).
 
 
-def write_exports(model: Any, metadata: artifacts.Metadata, folder: Path) -> None:
-    """Every compiled copy of the version into `folder` (a version or its staging folder)."""
-    write_saved_model(model, metadata, folder)
-    write_ir(model, metadata, folder)
+def write_exports(
+    model: Any, metadata: artifacts.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
+) -> None:
+    """Every compiled copy of the version into `folder` (a version or its staging folder); with the
+    version's novelty statistics, each answers the score too."""
+    write_saved_model(model, metadata, folder, novelty)
+    write_ir(model, metadata, folder, novelty)
 
 
-def write_saved_model(model: Any, metadata: artifacts.Metadata, folder: Path) -> None:
+def write_saved_model(
+    model: Any, metadata: artifacts.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
+) -> None:
     """Export `model` as `metadata` says it is served, into `folder` (a version or its staging folder)."""
-    forward = forward_for(model, metadata)
+    forward = forward_for(model, metadata, novelty)
     module = tf.Module()
     module.model = model  # Tracked, so that its variables are saved.
 
     @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8, name=INPUT_NAME)])
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = forward(images)
-        return {"probabilities": probabilities, "class_index": tf.argmax(probabilities, axis=1)}
+        rows = forward(images)
+        probabilities = rows[:, :NUM_CLASSES]
+        outputs = {"probabilities": probabilities, "class_index": tf.argmax(probabilities, axis=1)}
+        if novelty is not None:
+            outputs["ood_score"] = rows[:, NUM_CLASSES]
+        return outputs
 
     module.serve = serve
     staging = staging_name(folder / "saved_model")
@@ -69,11 +80,13 @@ def write_saved_model(model: Any, metadata: artifacts.Metadata, folder: Path) ->
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_ir(model: Any, metadata: artifacts.Metadata, folder: Path) -> artifacts.CompiledIR | None:
+def write_ir(
+    model: Any, metadata: artifacts.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
+) -> artifacts.CompiledIR | None:
     """Convert the served procedure to OpenVINO IR and write it with its record, if it agrees with
     TensorFlow; returns the record, or None (and says why on stderr) when it cannot be used: the
     version then serves on TensorFlow, as before."""
-    forward = forward_for(model, metadata)
+    forward = forward_for(model, metadata, novelty)
     try:
         converted = openvino_runtime.convert(forward)
         predict = openvino_runtime.compile_for_cpu(converted)
@@ -123,13 +136,14 @@ FORMATS = ("saved_model", "ir")
 def export_version(folder: Path, formats: tuple[str, ...] = FORMATS) -> list[str]:
     """Add whichever of the compiled copies in `formats` an existing version lacks; returns what was added."""
     artifact = artifacts.load_artifact(folder)
+    novelty = artifacts.load_novelty_statistics(folder, artifact.metadata)
     model, added = None, []
     if "saved_model" in formats and not (folder / artifacts.SAVED_MODEL_FILE).is_file():
         model = artifacts.load_keras_model(folder)
-        write_saved_model(model, artifact.metadata, folder)
+        write_saved_model(model, artifact.metadata, folder, novelty)
         added.append("SavedModel")
     if "ir" in formats and artifacts.load_ir_record(folder) is None:
         model = model or artifacts.load_keras_model(folder)
-        if write_ir(model, artifact.metadata, folder) is not None:
+        if write_ir(model, artifact.metadata, folder, novelty) is not None:
             added.append("OpenVINO IR")
     return added

@@ -11,6 +11,7 @@ whether int8 may serve (app/backends.py); this module only measures and records.
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from training import augment, calibration, robustness
 from training.calibrate import load_holdout
 from training.core import artifacts, openvino_runtime
 from training.core.artifacts import Quantization
-from training.core.forward import forward_for, predict_in_batches
+from training.core.forward import NOVELTY_SCOPE, forward_for, predict_in_batches
+from training.core.novelty import STATISTICS_FILE, split_rows
 from training.core.openvino_runtime import Predict
 from training.core.preprocessing import probe_images
 from training.data import Cifar10, calibration_split
@@ -46,7 +48,8 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
     dataset, holdout, seed = load_holdout(artifact, data)
     indices = calibration_split(len(dataset.x_train), holdout, seed)
     model = artifacts.load_keras_model(source)
-    forward = forward_for(model, metadata)
+    novelty = artifacts.load_novelty_statistics(source, metadata)
+    forward = forward_for(model, metadata, novelty)  # With the score when the version has one.
     held_out = dataset.x_train[indices]
     int8 = nncf.quantize(
         openvino_runtime.convert(forward),
@@ -54,23 +57,27 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
         subset_size=len(held_out),
         # The classifier stays fp32: quantized logits, scaled by the temperature, made whitened_convnet v5
         # underconfident (ECE 0.008 -> 0.021); in fp32 it keeps 0.007, for a layer of negligible cost.
-        ignored_scope=nncf.IgnoredScope(types=["MatMul"]),
+        # So does the novelty score: quantizers fitted on in-distribution ranges inside it would clip
+        # exactly the far-off values it exists to see (on model_1 it became a constant).
+        ignored_scope=nncf.IgnoredScope(types=["MatMul"], patterns=[f"{NOVELTY_SCOPE}/.*"], validate=False),
         # Asymmetric activations: GELU outputs are almost all positive, so a symmetric int8 range
         # leaves half its codes unused. On whitened_convnet v7 symmetric lost 0.14 points lossless,
         # asymmetric 0.06, for ~5% of int8's speed (docs/benchmarks.md).
         preset=nncf.QuantizationPreset.MIXED,
     )
-    predict_int8 = _compiled(int8)
+    answer_int8 = _compiled(int8)
+    predict_int8 = _probabilities(answer_int8)
     quantization = Quantization(
         runtime=openvino_runtime.runtime_version(),
         tool=f"nncf {nncf.__version__}",
         source_version=artifact.version,
         calibration=split_record(indices, holdout, seed, len(dataset.x_train)),
-        probe_probabilities=predict_int8(probe_images()).tolist(),
+        probe_probabilities=answer_int8(probe_images()).tolist(),
+        novelty_holdout_scores=_scores(answer_int8, held_out) if novelty else None,
         corruption=robustness.corruption_report(
             predict_int8, dataset.x_test, dataset.y_test, augment.seen_corruptions(artifact.metrics.hyperparameters)
         ),
-        **_measure(predict_int8, lambda images: predict_in_batches(forward, images), dataset),
+        **_measure(predict_int8, _probabilities(lambda images: predict_in_batches(forward, images)), dataset),
     )
     new_metadata = metadata.model_copy(
         update={
@@ -81,7 +88,9 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
     )
 
     def extras(staging: Path) -> None:
-        write_exports(model, new_metadata, staging)
+        if novelty is not None:
+            shutil.copyfile(source / STATISTICS_FILE, staging / STATISTICS_FILE)
+        write_exports(model, new_metadata, staging, novelty)
         openvino_runtime.save_model(int8, staging / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
 
     plots = {name: (source / name).read_bytes() for name in artifacts.PLOT_FILES}
@@ -98,6 +107,17 @@ def _compiled(model: Any) -> Predict:
         return np.concatenate([predict(images[i : i + BATCH]) for i in range(0, len(images), BATCH)])
 
     return in_batches
+
+
+def _probabilities(answer: Predict) -> Predict:
+    """The probabilities of a served graph's answer rows, without the novelty score."""
+    return lambda images: split_rows(answer(images))[0]
+
+
+def _scores(answer: Predict, images: np.ndarray) -> list[float]:
+    _, scores = split_rows(answer(images))
+    assert scores is not None
+    return [round(float(score), 6) for score in scores]
 
 
 def _measure(int8: Predict, reference: Predict, dataset: Cifar10) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class Record:
     probability: float
     latency_ms: float
     pixels: np.ndarray  # uint8, 32 x 32 x 3
+    ood_score: float | None = None  # None: the version has no novelty score.
+    in_distribution: bool | None = None
 
 
 class UnknownPrediction(LookupError):
@@ -191,8 +193,8 @@ class PredictionLog:
             "probability": item.probability,
             "latency_ms": item.latency_ms,
             "pixels_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
-            "ood_score": None,
-            "in_distribution": None,
+            "ood_score": item.ood_score,
+            "in_distribution": item.in_distribution,
             "image_png": _png(pixels) if self.log_images else None,
         }
 

@@ -79,6 +79,9 @@ def summarize(
         (name, number): (int(total), int(right or 0))
         for name, number, total, right in session.execute(labelled_query.where(*where).group_by(*key))
     }
+    unknown = case((Prediction.in_distribution.is_(False), 1), else_=0)
+    scored_query = select(*key, func.count(Prediction.in_distribution), func.sum(unknown)).where(*where).group_by(*key)
+    scored = {(name, number): (int(total), int(out or 0)) for name, number, total, out in session.execute(scored_query)}
     timelines = _timelines(session, since, where)
     return [
         _version_report(
@@ -87,6 +90,7 @@ def summarize(
             by_class,
             probability_sums[(name, number)],
             labelled.get((name, number), (0, 0)),
+            scored.get((name, number), (0, 0)),
             reference_of(name, number),
             rule,
         ).model_copy(update={"timeline": timelines.get((name, number), [])})
@@ -100,20 +104,32 @@ def _timelines(session: Session, since: datetime, where: list[Any]) -> dict[tupl
     # Grouped by its label: PostgreSQL would not see two copies of an expression with parameters as one.
     bucket = cast(func.floor(_seconds_since(session, since) / width), Integer).label("bucket")
     correct = func.sum(case((Feedback.label == Prediction.class_name, 1), else_=0))
+    unknown = func.sum(case((Prediction.in_distribution.is_(False), 1), else_=0))
+    scored = func.count(Prediction.in_distribution)
     query = (
-        select(Prediction.model, Prediction.version, bucket, func.count(), func.count(Feedback.label), correct)
+        select(
+            Prediction.model,
+            Prediction.version,
+            bucket,
+            func.count(),
+            func.count(Feedback.label),
+            correct,
+            scored,
+            unknown,
+        )
         .outerjoin(Feedback, Feedback.prediction_id == Prediction.id)
         .where(*where)
         .group_by(Prediction.model, Prediction.version, "bucket")
     )
     points: dict[tuple[str, int], list[TimelinePoint]] = {}
-    for name, number, index, total, labelled, right in session.execute(query):
+    for name, number, index, total, labelled, right, scored_count, unknown_count in session.execute(query):
         points.setdefault((name, number), []).append(
             TimelinePoint(
                 start=since + timedelta(seconds=int(index) * width),
                 predictions=int(total),
                 labelled=int(labelled),
                 live_accuracy=int(right or 0) / int(labelled) if labelled else None,
+                unknown_rate=int(unknown_count or 0) / int(scored_count) if scored_count else None,
             )
         )
     return {key: sorted(series, key=lambda point: point.start) for key, series in points.items()}
@@ -133,9 +149,12 @@ def _version_report(
     by_class: dict[int, int],
     probability_sum: float,
     labelled: tuple[int, int],
+    scored: tuple[int, int],
     reference: Reference | None,
     rule: DriftRule,
 ) -> VersionMonitoring:
+    """`labelled` and `scored`: (predictions labelled, of them right) and (predictions with a novelty
+    verdict, of them out of distribution)."""
     total = sum(by_class.values())
     names = reference.class_names if reference else [str(index) for index in range(max(by_class) + 1)]
     observed = [by_class.get(index, 0) for index in range(len(names))]
@@ -149,7 +168,7 @@ def _version_report(
         test_class_distribution=dict(zip(names, reference.class_shares, strict=True)) if reference else None,
         mean_top_probability=mean_top,
         test_mean_top_probability=reference.mean_top_probability if reference else None,
-        unknown_rate=None,  # Once answers carry in_distribution (the out-of-distribution score).
+        unknown_rate=scored[1] / scored[0] if scored[0] else None,
         drift=_drift(observed, mean_top, reference, rule) if reference else None,
         labelled=labelled[0],
         live_accuracy=labelled[1] / labelled[0] if labelled[0] else None,

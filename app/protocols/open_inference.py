@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import InvalidRequest
+from app.parsing import is_count, load_json
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE
 
@@ -26,8 +27,11 @@ PIXELS = "images"  # UINT8 [N, 32, 32, 3]: the network's own input.
 FILES = "image_files"  # BYTES [N]: encoded image files, decoded like a /predict upload.
 PROBABILITIES = "probabilities"  # FP32 [N, 10]
 CLASS_INDEX = "class_index"  # INT64 [N]
-OUTPUTS = (PROBABILITIES, CLASS_INDEX)
-OUTPUT_DATATYPES = {PROBABILITIES: "FP32", CLASS_INDEX: "INT64"}
+OOD_SCORE = "ood_score"  # FP32 [N]: the novelty score, higher = less like the training images.
+IN_DISTRIBUTION = "in_distribution"  # BOOL [N]: ood_score at or below the version's threshold.
+OUTPUTS = (PROBABILITIES, CLASS_INDEX, OOD_SCORE, IN_DISTRIBUTION)
+NOVELTY_OUTPUTS = (OOD_SCORE, IN_DISTRIBUTION)  # Only from versions with a novelty score.
+OUTPUT_DATATYPES = {PROBABILITIES: "FP32", CLASS_INDEX: "INT64", OOD_SCORE: "FP32", IN_DISTRIBUTION: "BOOL"}
 INPUT_DATATYPES = {PIXELS: "UINT8", FILES: "BYTES"}
 PLATFORM = "tensorflow_keras"
 SERVER_NAME = "cifar10-service"
@@ -73,11 +77,11 @@ def input_metadata() -> list[dict[str, Any]]:
     ]
 
 
-def output_metadata() -> list[dict[str, Any]]:
-    return [
-        {"name": PROBABILITIES, "datatype": OUTPUT_DATATYPES[PROBABILITIES], "shape": [-1, NUM_CLASSES]},
-        {"name": CLASS_INDEX, "datatype": OUTPUT_DATATYPES[CLASS_INDEX], "shape": [-1]},
-    ]
+def output_metadata(novelty: bool) -> list[dict[str, Any]]:
+    """The outputs a version offers: the novelty ones only when it has a novelty score."""
+    names = OUTPUTS if novelty else tuple(name for name in OUTPUTS if name not in NOVELTY_OUTPUTS)
+    shapes = {PROBABILITIES: [-1, NUM_CLASSES]}
+    return [{"name": name, "datatype": OUTPUT_DATATYPES[name], "shape": shapes.get(name, [-1])} for name in names]
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,9 @@ class InferenceRequest:
 
     pixels: np.ndarray | None
     files: list[bytes] | None
-    outputs: dict[str, bool] = field(default_factory=dict)  # Output name -> as binary data?
+    outputs: dict[str, bool] = field(default_factory=dict)  # Output name -> as binary data? Empty: all.
     request_id: str | None = None
+    binary_default: bool = False  # For outputs not named (all of them, when none is).
 
     @property
     def count(self) -> int:
@@ -97,7 +102,7 @@ class InferenceRequest:
 def parse_request(body: bytes, header_length: int | None, max_batch: int) -> InferenceRequest:
     """Parse an infer request body; `header_length` is Inference-Header-Content-Length (None without it)."""
     if header_length == 0:  # No JSON at all: the whole body is the one input's raw bytes.
-        return InferenceRequest(_raw_pixels(body, max_batch), None, dict.fromkeys(OUTPUTS, True))
+        return InferenceRequest(_raw_pixels(body, max_batch), None, binary_default=True)
     split = len(body) if header_length is None else header_length
     if split < 0 or split > len(body):
         raise TensorError(f"Inference-Header-Content-Length {header_length} does not fit a {len(body)}-byte body")
@@ -111,14 +116,15 @@ def parse_request(body: bytes, header_length: int | None, max_batch: int) -> Inf
         raise TensorError(f"the body carries {len(binary)} bytes of binary data, the inputs declare {used}")
     pixels, files = (tensor, None) if inputs[0].get("name") == PIXELS else (None, tensor)
     request_id = header.get("id")
-    return InferenceRequest(pixels, files, _outputs(header), str(request_id) if request_id is not None else None)
+    outputs, binary_default = _outputs(header)
+    return InferenceRequest(pixels, files, outputs, str(request_id) if request_id is not None else None, binary_default)
 
 
 def _json_object(data: bytes | memoryview) -> dict[str, Any]:
     try:
-        parsed = json.loads(bytes(data))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TensorError(f"the inference header is not valid JSON ({error})") from error
+        parsed = load_json(data, "the inference header")
+    except InvalidRequest as error:
+        raise TensorError(str(error)) from error
     if not isinstance(parsed, dict):
         raise TensorError("the inference header must be a JSON object")
     return parsed
@@ -132,7 +138,7 @@ def _input(spec: dict[str, Any], binary: memoryview, max_batch: int) -> tuple[An
     parameters = spec.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is not None:
-        if not isinstance(size, int) or size < 0 or size > len(binary):
+        if not is_count(size) or size > len(binary):
             raise TensorError(f"binary_data_size {size!r} does not fit the {len(binary)} bytes after the header")
         raw = binary[:size]
         return (pixels_from_bytes(raw, shape) if name == PIXELS else files_from_bytes(raw, shape[0])), size
@@ -147,7 +153,7 @@ def check_input(name: Any, datatype: Any, shape: Any, max_batch: int) -> None:
         raise TensorError(f"unknown input {name!r}; inputs: {PIXELS} (UINT8), {FILES} (BYTES)")
     if datatype != INPUT_DATATYPES[name]:
         raise TensorError(f"input {name!r} must be {INPUT_DATATYPES[name]}, got {datatype!r}")
-    if not isinstance(shape, list) or not all(isinstance(size, int) and size >= 0 for size in shape):
+    if not isinstance(shape, list) or not all(is_count(size) for size in shape):
         raise TensorError(f"input {name!r} needs a shape of non-negative integers, got {shape!r}")
     wanted = [-1, *INPUT_SHAPE] if name == PIXELS else [-1]
     if len(shape) != len(wanted) or any(w != -1 and w != s for w, s in zip(wanted, shape, strict=True)):
@@ -166,7 +172,7 @@ def pixels_from_values(data: Any, shape: list[int]) -> np.ndarray:
     """UINT8 pixels sent as numbers (JSON `data`, gRPC `uint_contents`), checked to be 0-255 integers."""
     try:
         values = np.asarray(data)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise TensorError(f"input data is not a regular (flat or nested) list of numbers ({error})") from error
     if not integral(values) or values.size != int(np.prod(shape)):
         raise TensorError(f"UINT8 {shape} needs {int(np.prod(shape))} integers, got {values.size} of {values.dtype}")
@@ -218,12 +224,13 @@ def _files_from_json(data: Any, count: int) -> list[bytes]:
         raise TensorError(f"BYTES elements in JSON must be base64-encoded image files ({error})") from error
 
 
-def _outputs(header: dict[str, Any]) -> dict[str, bool]:
+def _outputs(header: dict[str, Any]) -> tuple[dict[str, bool], bool]:
+    """The outputs named (name -> as binary data?; empty: all) and the binary default."""
     parameters = header.get("parameters") or {}
     binary_default = bool(parameters.get("binary_data_output", False)) if isinstance(parameters, dict) else False
     requested = header.get("outputs")
     if requested is None:
-        return dict.fromkeys(OUTPUTS, binary_default)
+        return {}, binary_default
     if not isinstance(requested, list):
         raise TensorError("outputs must be a list")
     chosen: dict[str, bool] = {}
@@ -233,17 +240,17 @@ def _outputs(header: dict[str, Any]) -> dict[str, bool]:
             raise TensorError(f"unknown output {name!r}; outputs: {', '.join(OUTPUTS)}")
         options = item.get("parameters") or {}
         chosen[name] = bool(options.get("binary_data", binary_default)) if isinstance(options, dict) else binary_default
-    return chosen
+    return chosen, binary_default
 
 
 def response_body(
-    request: InferenceRequest, probabilities: np.ndarray, model: str, version: int
+    request: InferenceRequest, values: dict[str, np.ndarray], model: str, version: int
 ) -> tuple[bytes, int | None]:
-    """(body, JSON header length when binary outputs follow it, else None)."""
-    values = output_tensors(probabilities)
+    """(body, JSON header length when binary outputs follow it, else None); `values`: `output_tensors`."""
     outputs, chunks = [], []
-    for name, binary in request.outputs.items():
-        tensor = values[name]
+    wanted = request.outputs or dict.fromkeys(values, request.binary_default)
+    for name, binary in wanted.items():
+        tensor = offered(values, name, version)
         described: dict[str, Any] = {"name": name, "datatype": OUTPUT_DATATYPES[name], "shape": list(tensor.shape)}
         if binary:
             chunk = little_endian_bytes(tensor)
@@ -259,12 +266,28 @@ def response_body(
     return encoded + b"".join(chunks), (len(encoded) if chunks else None)
 
 
-def output_tensors(probabilities: np.ndarray) -> dict[str, np.ndarray]:
-    """Every output the model offers, computed from its probabilities (N x 10)."""
-    return {
+def output_tensors(
+    probabilities: np.ndarray, ood_scores: np.ndarray | None = None, in_distribution: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Every output the version offers, from its probabilities (N x 10) and, if it has them, novelty answers."""
+    values = {
         PROBABILITIES: probabilities.astype(np.float32),
         CLASS_INDEX: probabilities.argmax(axis=1).astype(np.int64),
     }
+    if ood_scores is not None:
+        values[OOD_SCORE] = ood_scores.astype(np.float32)
+    if in_distribution is not None:
+        values[IN_DISTRIBUTION] = in_distribution.astype(np.bool_)
+    return values
+
+
+def offered(values: dict[str, np.ndarray], name: str, version: int) -> np.ndarray:
+    """The output asked for, or a 400 saying that this version does not offer it."""
+    if name not in values:
+        raise TensorError(
+            f"version {version} has no novelty score, so no {name!r} output; outputs: {', '.join(values)}"
+        )
+    return values[name]
 
 
 def little_endian_bytes(tensor: np.ndarray) -> bytes:

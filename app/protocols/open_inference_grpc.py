@@ -1,5 +1,5 @@
 """The Open Inference Protocol v2 over gRPC, without gRPC: `ModelInferRequest` in, images out;
-probabilities in, `ModelInferResponse` out.
+output tensors in, `ModelInferResponse` out.
 
 The tensors are the REST protocol's (`app.protocols.open_inference`), checked by the same
 functions with the same messages: UINT8 pixels [N, 32, 32, 3] or BYTES image files [N], in
@@ -39,8 +39,8 @@ def images(request: pb.ModelInferRequest, max_batch: int) -> np.ndarray | list[b
 
 
 def requested_outputs(request: pb.ModelInferRequest) -> list[str]:
-    """The outputs asked for, in order; none asked for means all of them."""
-    names = [output.name for output in request.outputs] or list(oip.OUTPUTS)
+    """The outputs asked for, in order; none asked for (an empty list) means all the version offers."""
+    names = [output.name for output in request.outputs]
     for name in names:
         if name not in oip.OUTPUTS:
             raise TensorError(f"unknown output {name!r}; outputs: {', '.join(oip.OUTPUTS)}")
@@ -48,12 +48,12 @@ def requested_outputs(request: pb.ModelInferRequest) -> list[str]:
 
 
 def response(
-    request: pb.ModelInferRequest, probabilities: np.ndarray, model: str, version: int
+    request: pb.ModelInferRequest, values: dict[str, np.ndarray], model: str, version: int
 ) -> pb.ModelInferResponse:
-    values = oip.output_tensors(probabilities)
+    """`values`: `open_inference.output_tensors`, every output the version offers."""
     answer = pb.ModelInferResponse(model_name=model, model_version=str(version), id=request.id)
-    for name in requested_outputs(request):
-        tensor = values[name]
+    for name in requested_outputs(request) or list(values):
+        tensor = oip.offered(values, name, version)
         answer.outputs.add(name=name, datatype=oip.OUTPUT_DATATYPES[name], shape=tensor.shape)
         answer.raw_output_contents.append(oip.little_endian_bytes(tensor))
     return answer

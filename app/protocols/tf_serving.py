@@ -4,7 +4,10 @@ As TF Serving documents it: `instances` (row format: one entry per image) or `in
 (columnar: the batch under one key, or a map with one input name); each image is
 either `{"b64": "<standard base64 of an image file>"}` or a 32x32x3 nested list of
 0-255 integers. Answers `predictions` (row) or `outputs` (columnar): the ten
-probabilities per image. Failures are `TensorError`s (400 INVALID_ARGUMENT).
+probabilities per image, as TF Serving answers a one-output signature. A version with a
+novelty score has the outputs its SavedModel exports (probabilities, class_index,
+ood_score), so each row is an object of them, as TF Serving answers several outputs,
+with `in_distribution` beside. Failures are `TensorError`s (400 INVALID_ARGUMENT).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from training.core.preprocessing import INPUT_SHAPE
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+NOVELTY_OUTPUT = "ood_score"
 SIGNATURE = "serving_default"
 
 # The :predict body as JSON Schema, for the OpenAPI document. What it cannot say (that b64
@@ -98,9 +102,16 @@ def _image(item: Any, index: int) -> Pending:
     return pixels.astype(np.uint8)
 
 
-def predict_response(probabilities: np.ndarray, row: bool) -> dict[str, Any]:
-    values = probabilities.astype(np.float32).tolist()
-    return {"predictions": values} if row else {"outputs": values}
+def predict_response(outputs: dict[str, np.ndarray], row: bool) -> dict[str, Any]:
+    """`outputs`: the Open Inference Protocol's `output_tensors`; one output alone answers bare values."""
+    if NOVELTY_OUTPUT not in outputs:
+        values = outputs[OUTPUT_NAME].tolist()
+        return {"predictions": values} if row else {"outputs": values}
+    columns = {name: tensor.tolist() for name, tensor in outputs.items()}
+    if not row:
+        return {"outputs": columns}
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    return {"predictions": rows}
 
 
 def version_status(versions: dict[int, tuple[str, str]]) -> dict[str, Any]:
@@ -117,8 +128,8 @@ def version_status(versions: dict[int, tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def metadata(name: str, version: int) -> dict[str, Any]:
-    """The GetModelMetadata answer: the serving_default signature_def."""
+def metadata(name: str, version: int, novelty: bool) -> dict[str, Any]:
+    """The GetModelMetadata answer: the serving_default signature_def (with ood_score when `novelty`)."""
 
     def tensor(dtype: str, shape: tuple[int, ...], tensor_name: str) -> dict[str, Any]:
         return {
@@ -127,9 +138,13 @@ def metadata(name: str, version: int) -> dict[str, Any]:
             "name": tensor_name,
         }
 
+    outputs = {OUTPUT_NAME: tensor("DT_FLOAT", (-1, NUM_CLASSES), "StatefulPartitionedCall:0")}
+    if novelty:
+        outputs["class_index"] = tensor("DT_INT64", (-1,), "StatefulPartitionedCall:1")
+        outputs[NOVELTY_OUTPUT] = tensor("DT_FLOAT", (-1,), "StatefulPartitionedCall:2")
     signature = {
         "inputs": {INPUT_NAME: tensor("DT_UINT8", (-1, *INPUT_SHAPE), f"serving_default_{INPUT_NAME}:0")},
-        "outputs": {OUTPUT_NAME: tensor("DT_FLOAT", (-1, NUM_CLASSES), "StatefulPartitionedCall:0")},
+        "outputs": outputs,
         "method_name": "tensorflow/serving/predict",
     }
     return {

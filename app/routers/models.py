@@ -16,7 +16,15 @@ from app.comparison import compare_models
 from app.deps import LabelQuery, RegistryDep, VersionQuery
 from app.errors import InvalidRequest, ModelNotFound
 from app.registry import ModelRegistry, VersionState
-from app.schemas import ErrorResponse, LayerSummary, ModelInfo, ModelList, VersionMetrics, VersionStatus
+from app.schemas import (
+    ErrorResponse,
+    LayerSummary,
+    ModelInfo,
+    ModelList,
+    NoveltyStatus,
+    VersionMetrics,
+    VersionStatus,
+)
 from training.core import artifacts
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -126,9 +134,22 @@ def _model_info(registry: ModelRegistry, name: str, default: str | None) -> Mode
                 backend=state.backend,
                 int8_accuracy=_int8_accuracy(state),
                 backend_refused=state.refused,
+                novelty=_novelty(state),
             )
             for state in sorted(states.values(), key=lambda s: s.version)
         ],
+    )
+
+
+def _novelty(state: VersionState) -> NoveltyStatus | None:
+    if state.novelty is None:
+        return None
+    novelty = state.novelty
+    return NoveltyStatus(
+        available=novelty.threshold is not None,
+        threshold=novelty.threshold,
+        quantile=novelty.quantile,
+        reason=novelty.reason,
     )
 
 

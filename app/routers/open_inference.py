@@ -16,6 +16,7 @@ from app import __version__
 from app.dataplane import PREDICTION_IDS, parse_version
 from app.deps import DataPlaneDep, SettingsDep
 from app.errors import protocol_answer
+from app.parsing import ascii_integer
 from app.protocols import open_inference as oip
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
@@ -99,7 +100,8 @@ async def infer(
         parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
         images = parsed.pixels if parsed.pixels is not None else parsed.files or []
         answer = await dataplane.infer(images, name, number, endpoint="v2")
-        body, json_length = oip.response_body(parsed, answer.probabilities, answer.model, answer.version)
+        values = oip.output_tensors(answer.probabilities, answer.ood_scores, answer.in_distribution)
+        body, json_length = oip.response_body(parsed, values, answer.model, answer.version)
         headers = {PREDICTION_IDS: ",".join(answer.prediction_ids)}
         if json_length is None:
             return Response(body, media_type="application/json", headers=headers)
@@ -112,6 +114,7 @@ async def infer(
 def _header_length(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.strip().isdigit():
-        raise oip.TensorError(f"Inference-Header-Content-Length must be a byte count, got {raw!r}")
-    return int(raw)
+    length = ascii_integer(raw)
+    if length is None:
+        raise oip.TensorError(f"Inference-Header-Content-Length must be a byte count, got {raw[:40]!r}")
+    return length

@@ -115,4 +115,6 @@ def _prediction(answer: Inference, row: int, top_k: int) -> Prediction:
             for i in ranked[:top_k]
         ],
         probabilities=dict(zip(names, probabilities, strict=True)),
+        ood_score=None if answer.ood_scores is None else float(answer.ood_scores[row]),
+        in_distribution=None if answer.in_distribution is None else bool(answer.in_distribution[row]),
     )

@@ -7,7 +7,6 @@ same registry and micro-batcher as `/predict`; errors are `{"error": "..."}`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -15,9 +14,10 @@ from fastapi.responses import JSONResponse
 
 from app.dataplane import PREDICTION_IDS, parse_version
 from app.deps import DataPlaneDep, RegistryDep, SettingsDep
-from app.errors import ModelNotFound, protocol_answer
+from app.errors import InvalidRequest, ModelNotFound, protocol_answer
+from app.parsing import load_json
 from app.protocols import tf_serving
-from app.protocols.open_inference import TensorError
+from app.protocols.open_inference import TensorError, output_tensors
 from app.registry import LoadState, ModelRegistry
 
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving REST (v1)"])
@@ -55,13 +55,14 @@ async def predict(
         number = parse_version(version)
         dataplane.resolve(name, number, label)  # An unknown model is a 404 before its body is read.
         try:
-            body = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise TensorError(f"the request body is not valid JSON ({error})") from error
+            body = load_json(await request.body(), "the request body")
+        except InvalidRequest as error:
+            raise TensorError(str(error)) from error
         images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
         answer = await dataplane.infer(images, name, number, label, endpoint="v1")
         headers = {PREDICTION_IDS: ",".join(answer.prediction_ids)}
-        return JSONResponse(tf_serving.predict_response(answer.probabilities, row), headers=headers)
+        outputs = output_tensors(answer.probabilities, answer.ood_scores, answer.in_distribution)
+        return JSONResponse(tf_serving.predict_response(outputs, row), headers=headers)
 
     return await protocol_answer(work)
 
@@ -100,7 +101,8 @@ async def read_model_metadata(
 
     async def work() -> Response:
         model, number = registry.resolve(name, parse_version(version), label)
-        return JSONResponse(tf_serving.metadata(model, number))
+        novelty = registry.artifact(model, number).metadata.novelty is not None
+        return JSONResponse(tf_serving.metadata(model, number, novelty))
 
     return await protocol_answer(work)
 

@@ -81,12 +81,17 @@ async function predict(blob, model) {
   }
 }
 
+// in_distribution false: the novelty score says the image looks like none of the ten classes. The
+// classes are still shown, greyed, since the probabilities keep their meaning among the ten.
 function resultCard(prediction) {
-  const card = element("div", { class: "result", "data-model": prediction.model });
-  card.append(
-    element("h3", { text: `${prediction.model} v${prediction.version}` }),
-    element("p", { class: "verdict", text: `${prediction.class_name} · ${percent(prediction.probability)}` }),
-  );
+  const unknown = prediction.in_distribution === false;
+  const card = element("div", { class: unknown ? "result unknown" : "result", "data-model": prediction.model });
+  card.append(element("h3", { text: `${prediction.model} v${prediction.version}` }));
+  if (unknown) {
+    card.append(element("p", { class: "ood-warning", role: "status",
+      text: "This does not look like any of the ten classes." }));
+  }
+  card.append(element("p", { class: "verdict", text: `${prediction.class_name} · ${percent(prediction.probability)}` }));
   for (const entry of prediction.top_k) {
     const fill = element("div", { class: "fill" });
     fill.style.width = percent(entry.probability, 2);
@@ -440,6 +445,8 @@ function monitoringCard(version) {
       : version.drift.drifted ? "drifted" : "no drift";
     fact("Predicted classes vs test set", `PSI ${version.drift.population_stability_index.toFixed(3)}: ${verdict}`);
   }
+  fact("None of the ten classes", version.unknown_rate == null ? "not scored (no novelty score)"
+    : `${percent(version.unknown_rate)} of the answers`);
   fact("Live accuracy", version.live_accuracy == null ? "no feedback yet"
     : `${percent(version.live_accuracy)} of ${number(version.labelled)} labelled ` +
       `(95% CI ${percent(version.live_accuracy_interval[0])} to ${percent(version.live_accuracy_interval[1])})`);
@@ -448,11 +455,13 @@ function monitoringCard(version) {
   volume.setAttribute("aria-label", `Predictions over time, ${version.model} v${version.version}`);
   timeChart(volume, version.timeline, "predictions", (value) => (value < 10 ? value.toFixed(1) : number(Math.round(value))));
   card.append(element("h3", { text: `${version.model} v${version.version}` }), facts,
-              element("figure", {}, element("figcaption", { text: "Predictions and live accuracy over the window" }), volume));
+              element("figure", {}, element("figcaption", {
+                text: "Predictions (line), unknown rate (red squares) and live accuracy (green dots) over the window" }), volume));
   return card;
 }
 
-// Volume per bucket (blue) and, where there is feedback, live accuracy (green, right-hand scale in %).
+// Volume per bucket (blue) and, on the volume's scale as a share of its top, the unknown rate (red,
+// where answers were scored) and the live accuracy (green, where there is feedback).
 function timeChart(svg, timeline, key, format) {
   const times = timeline.map((point) => new Date(point.start));
   const indexes = timeline.map((_, index) => index + 1);
@@ -464,6 +473,10 @@ function timeChart(svg, timeline, key, format) {
   add("polyline", { points: timeline.map((p, i) => `${x(i + 1)},${y(p[key])}`).join(" "), fill: "none",
                     stroke: COLORS[0], "stroke-width": 2 });
   timeline.forEach((point, index) => {
+    if (point.unknown_rate != null) {
+      add("rect", { x: x(index + 1) - 3, y: y(point.unknown_rate * top) - 3, width: 6, height: 6, fill: COLORS[1] },
+          `none of the ten classes ${percent(point.unknown_rate)}`);
+    }
     if (point.live_accuracy == null) return;
     add("circle", { cx: x(index + 1), cy: y(point.live_accuracy * top), r: 4, fill: COLORS[2] },
         `live accuracy ${percent(point.live_accuracy)}`);

@@ -59,7 +59,7 @@ def files_raw(files: list[bytes]) -> bytes:
 
 
 def outputs(answer: pb.ModelInferResponse) -> dict[str, np.ndarray]:
-    dtypes = {"FP32": "<f4", "INT64": "<i8"}
+    dtypes = {"FP32": "<f4", "INT64": "<i8", "BOOL": "?"}
     return {
         tensor.name: np.frombuffer(raw, dtypes[tensor.datatype]).reshape(tuple(tensor.shape))
         for tensor, raw in zip(answer.outputs, answer.raw_output_contents, strict=True)

@@ -1,4 +1,5 @@
-"""Security headers: nosniff everywhere, a strict Content-Security-Policy on the page."""
+"""Security headers on every response: nosniff, no referrer, no framing, a Content-Security-Policy that
+is strict on the page and allows nothing elsewhere (but on the documentation pages)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ def test_the_page_has_a_strict_content_security_policy(client: TestClient) -> No
     assert response.headers["x-frame-options"] == "DENY"
 
 
-def test_api_answers_are_not_sniffed(client: TestClient, png_bytes: bytes) -> None:
-    for response in (client.get("/models"), client.post("/predict", files={"file": ("a.png", png_bytes)})):
+def test_every_api_answer_carries_the_headers(client: TestClient, png_bytes: bytes) -> None:
+    answers = (
+        client.get("/models"),
+        client.post("/predict", files={"file": ("a.png", png_bytes)}),
+        client.get("/no-such-path"),
+        client.post("/v2/models/model_1/infer", content=b"{"),
+        client.get("/metrics"),
+    )
+    for response in answers:
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert "content-security-policy" not in response.headers  # The docs page needs its own scripts.
+        assert response.headers["x-frame-options"] == "DENY" and response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert "content-security-policy" not in client.get("/docs").headers  # Swagger UI's own scripts.

@@ -31,6 +31,10 @@ def test_real_server_refuses_oversized_bodies_early(server: str) -> None:
     assert response.status_code == 413
 
 
+def test_real_server_sends_no_banner(server: str) -> None:
+    assert "server" not in httpx.get(f"{server}/healthz", timeout=10).headers
+
+
 def test_real_server_serves_the_page_and_docs(server: str) -> None:
     assert "CIFAR-10" in httpx.get(f"{server}/", timeout=10).text
     assert httpx.get(f"{server}/docs", timeout=10).status_code == 200

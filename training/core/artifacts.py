@@ -19,6 +19,7 @@ Each version holds:
                     which the service holds the IR to at load, so it serves without TensorFlow
     openvino-int8/  model.xml + model.bin: the served procedure quantized to int8 (optional; only in
                     versions made by `python -m training quantize`, whose metadata says how it scores)
+    novelty.npz     the novelty score's statistics (optional, format 3: `training/core/novelty.py`)
 
 The three JSON files are typed pydantic models: writers build them, readers get
 fields, and `load_artifact` refuses a version whose files are missing or invalid.
@@ -44,12 +45,14 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from training.core.classes import NUM_CLASSES
+from training.core.novelty import STATISTICS_FILE, NoveltyStatistics, load_statistics
 from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation, TtaAverage
 from training.core.staging import STAGING_PREFIX, publish, staging_name
 
 # 2: calibrated versions (temperature, TTA average, calibration and robustness reports, calibration.png).
-FORMAT_VERSION = 2
-SUPPORTED_FORMAT_VERSIONS = (1, 2)  # Older formats are migrated in `_migrate` before validation.
+# 3: an optional novelty score (`Metadata.novelty`, with novelty.npz): the served graph answers it too.
+FORMAT_VERSION = 3
+SUPPORTED_FORMAT_VERSIONS = (1, 2, 3)  # Older formats are migrated in `_migrate` before validation.
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 SUMMARY_FILE = "summary.json"
@@ -109,6 +112,7 @@ class Metadata(Record):
     keras_version: str
     tensorflow_version: str
     quantization: Quantization | None = Field(None, description="Set when the version carries an int8 model.")
+    novelty: Novelty | None = Field(None, description="Set when the version answers a novelty score (format 3).")
 
     @field_validator("input_shape")
     @classmethod
@@ -211,6 +215,23 @@ class CorruptionReport(Record):
     unseen_mean_accuracy: float = Field(description="Mean over the corruptions training never used.")
 
 
+class Novelty(Record):
+    """How the version scores novelty (`training/core/novelty.py`), from training images only.
+
+    The statistics come from `fitted_on`, the threshold from the served score of `holdout`
+    (training images the network never trained on); both re-derivable from their seeds.
+    """
+
+    method: str = Field(description="What the score combines.")
+    layers: list[str] = Field(description="The layers whose channel statistics are compared.")
+    statistics_sha256: str = Field(description="Of novelty.npz, which the served graph was built from.")
+    fitted_on: CalibrationSplit = Field(description="The training images the statistics were fitted on.")
+    holdout: CalibrationSplit = Field(description="The held-out training images the threshold was fitted on.")
+    holdout_scores: list[float] = Field(description="The served score of each hold-out image (TensorFlow).")
+    quantile: float = Field(description="Share of hold-out images the stored threshold keeps as in distribution.")
+    threshold: float = Field(description="Scores above this answer in_distribution = false.")
+
+
 class Quantization(Record):
     """An int8 copy of the served procedure (in `INT8_DIR`), measured against the version's own.
 
@@ -230,7 +251,11 @@ class Quantization(Record):
     agreement: float = Field(description="Share of the test images where int8 and fp32 pick the same class.")
     corruption: CorruptionReport | None = Field(None, description="The int8 model on the corruption benchmark.")
     probe_probabilities: list[list[float]] = Field(
-        description="int8 answers to training.core.preprocessing.probe_images(), checked at load time."
+        description="int8 answers to training.core.preprocessing.probe_images(), checked at load time "
+        "(with the novelty score as an eleventh value when the version has one)."
+    )
+    novelty_holdout_scores: list[float] | None = Field(
+        None, description="The int8 graph's novelty score of each hold-out image: its own threshold's basis."
     )
 
 
@@ -398,6 +423,20 @@ def load_ir_record(folder: Path) -> CompiledIR | None:
     return read_record(folder / IR_DIR, IR_RECORD_FILE, CompiledIR)
 
 
+def load_novelty_statistics(folder: Path, metadata: Metadata) -> NoveltyStatistics | None:
+    """The version's novelty statistics, checked against its record; None for a version without a score."""
+    if metadata.novelty is None:
+        return None
+    path = folder / STATISTICS_FILE
+    try:
+        payload = path.read_bytes()
+    except OSError as error:
+        raise InvalidArtifact(f"{STATISTICS_FILE} is unreadable: {error}") from error
+    if hashlib.sha256(payload).hexdigest() != metadata.novelty.statistics_sha256:
+        raise InvalidArtifact(f"{STATISTICS_FILE} does not match the checksum in {METADATA_FILE}")
+    return load_statistics(path)
+
+
 def load_keras_model(folder: Path) -> Any:
     """The version's Keras model, uncompiled (serving needs no optimizer)."""
     import keras  # Lazily: reading the JSON files must not pay for TensorFlow.
@@ -428,9 +467,10 @@ def read_record(folder: Path, filename: str, schema: type[RecordT]) -> RecordT:
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """Check the format; refuse formats this code does not know.
 
-    Format 1 needs no rewriting: its versions are uncalibrated, which the defaults of the
-    fields format 2 added (temperature 1, probabilities averaged) say exactly. The number
-    is kept, so readers know such a version has no calibration.png.
+    Formats 1 and 2 need no rewriting: format 1's versions are uncalibrated, which the
+    defaults of the fields format 2 added (temperature 1, probabilities averaged) say
+    exactly, and neither has a novelty score, which format 3's `novelty = None` says. The
+    number is kept, so readers know such a version has no calibration.png.
     """
     found = raw.get("format_version")
     if found not in SUPPORTED_FORMAT_VERSIONS:

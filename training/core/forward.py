@@ -5,6 +5,8 @@ requests through it too, so the accuracy stored in metrics.json is the accuracy 
 exactly the procedure the service runs: scaling, test-time augmentation, and the
 version's temperature (a calibrated version divides the logits by it before the
 softmax; TTA views are averaged as logits or as probabilities, as its metadata says).
+Given a version's novelty statistics, the same graph also answers the novelty score of
+each image as an eleventh value (`training.core.novelty`), from the unaugmented view.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import numpy as np
 import tensorflow as tf
 
 from training.core.classes import NUM_CLASSES
+from training.core.novelty import NoveltyStatistics
 from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation, TtaAverage, scale_tensor
 
 Forward = Callable[[tf.Tensor], tf.Tensor]
+# Names the novelty score's operations, so that quantization can leave them in fp32 (training/quantize.py).
+NOVELTY_SCOPE = "novelty_score"
 
 
 def make_forward(
@@ -28,6 +33,7 @@ def make_forward(
     tta: TestTimeAugmentation | str = TestTimeAugmentation.NONE,
     temperature: float = 1.0,
     average: TtaAverage | str = TtaAverage.PROBABILITIES,
+    novelty: NoveltyStatistics | None = None,
 ) -> Forward:
     """A `tf.function` with a fixed signature, traced once: no per-call Python overhead.
 
@@ -38,31 +44,62 @@ def make_forward(
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     # Uncalibrated probability averaging is what format-1 versions recorded: keep their exact graph.
-    plain = temperature == 1.0 and average is TtaAverage.PROBABILITIES
+    plain = temperature == 1.0 and average is TtaAverage.PROBABILITIES and novelty is None
     network = model if plain else logits_model(model)
+    if novelty is not None:
+        network = keras.Model(model.inputs, [network.output, *(model.get_layer(n).output for n in novelty.layer_names)])
 
     def forward(images: tf.Tensor) -> tf.Tensor:
         views, weights = tta_views(scale_tensor(images, scaling), mode)
         # One call on all views stacked along the batch: larger matrix products, one dispatch.
         outputs = network(tf.concat(views, axis=0), training=False)
-        outputs = tf.reshape(outputs, (len(views), tf.shape(images)[0], -1))
+        if novelty is not None:
+            outputs, *activations = outputs
+        batch = tf.shape(images)[0]
+        outputs = tf.reshape(outputs, (len(views), batch, -1))
         weights_tensor = tf.constant(weights, tf.float32)
         if plain:
-            return tf.tensordot(weights_tensor, outputs, axes=1)
-        if average is TtaAverage.LOGITS:
-            return tf.nn.softmax(tf.tensordot(weights_tensor, outputs, axes=1) / temperature)
-        return tf.tensordot(weights_tensor, tf.nn.softmax(outputs / temperature), axes=1)
+            probabilities = tf.tensordot(weights_tensor, outputs, axes=1)
+        elif average is TtaAverage.LOGITS:
+            probabilities = tf.nn.softmax(tf.tensordot(weights_tensor, outputs, axes=1) / temperature)
+        else:
+            probabilities = tf.tensordot(weights_tensor, tf.nn.softmax(outputs / temperature), axes=1)
+        if novelty is None:
+            return probabilities
+        # The first view is the image itself: the score looks at what was sent, not at its mirror.
+        with tf.name_scope(NOVELTY_SCOPE):
+            score = novelty_score(outputs[0], [activation[:batch] for activation in activations], novelty)
+        return tf.concat([probabilities, score[:, None]], axis=1)
 
     signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)]
     compiled: Forward = tf.function(forward, input_signature=signature, reduce_retracing=True)
     return compiled
 
 
-def forward_for(model: Any, metadata: Any) -> Forward:
-    """The forward pass a version's metadata (`artifacts.Metadata`) describes: the one way to build it."""
+def forward_for(model: Any, metadata: Any, novelty: NoveltyStatistics | None = None) -> Forward:
+    """The forward pass a version's metadata (`artifacts.Metadata`) describes: the one way to build it.
+    With the version's novelty statistics it answers the score too (the served graph)."""
     return make_forward(
-        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average
+        model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average, novelty
     )
+
+
+def novelty_score(logits: tf.Tensor, activations: list[tf.Tensor], novelty: NoveltyStatistics) -> tf.Tensor:
+    """`training.core.novelty`'s score, (N,): log-sum-exp of the standardized energy and layer distances."""
+    energy = -tf.reduce_logsumexp(logits, axis=1)
+    parts = [(energy - novelty.energy_mean) / novelty.energy_spread]
+    for activation, gaussian in zip(activations, novelty.layers, strict=True):
+        features = channel_statistics(activation) - tf.constant(gaussian.mean, tf.float32)
+        distance = tf.reduce_sum(tf.square(tf.matmul(features, tf.constant(gaussian.whitening, tf.float32))), axis=1)
+        log_distance = tf.math.log(distance + 1e-12)
+        parts.append((log_distance - gaussian.log_distance_mean) / gaussian.log_distance_spread)
+    return tf.reduce_logsumexp(tf.stack(parts, axis=1), axis=1)
+
+
+def channel_statistics(activation: tf.Tensor) -> tf.Tensor:
+    """Each channel's spatial mean, then its standard deviation: (N, H, W, C) -> (N, 2C)."""
+    mean, variance = tf.nn.moments(activation, axes=[1, 2])
+    return tf.concat([mean, tf.sqrt(variance)], axis=1)
 
 
 def logits_model(model: Any) -> Any:

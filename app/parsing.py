@@ -1,0 +1,44 @@
+"""Numbers and JSON that arrive as text from the wire, read strictly: one home, so that every surface
+answers a bad one with a 400 that says what is wrong, never a 500.
+
+Python is generous where a server must not be: `str.isdigit()` accepts '²' (which `int()`
+refuses), `int()` refuses more than 4,300 digits with a ValueError, `json.loads` raises
+RecursionError on deep nesting and ValueError on such integers, and `True` is an `int`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.errors import InvalidRequest
+
+MAX_DIGITS = 18  # Enough for any count or size a request can honestly carry (< 10^18).
+
+
+def ascii_integer(raw: str | bytes | None, max_digits: int = MAX_DIGITS) -> int | None:
+    """A non-negative integer written in ASCII digits only (no sign, no '²', surrounding spaces allowed),
+    at most `max_digits` long; None for anything else."""
+    if raw is None:
+        return None
+    text = (raw.decode("latin-1") if isinstance(raw, bytes) else raw).strip()
+    if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def is_count(value: Any, limit: int = 2**31) -> bool:
+    """A JSON integer (not a boolean) between 0 and `limit`: a size, a count, a dimension."""
+    return type(value) is int and 0 <= value <= limit
+
+
+def load_json(data: bytes | memoryview, what: str) -> Any:
+    """Parse JSON, turning every way it can fail into an InvalidRequest naming `what` was sent."""
+    try:
+        return json.loads(bytes(data))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidRequest(f"{what} is not valid JSON ({error})") from error
+    except RecursionError as error:
+        raise InvalidRequest(f"{what} is nested too deeply") from error
+    except ValueError as error:  # An integer literal over Python's 4,300-digit limit.
+        raise InvalidRequest(f"{what} holds a number too long to read ({error})") from error
