@@ -15,7 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from app.config import get_settings
-from app.connections import HeaderDeadlineProtocol
+from app.connections import DeadlineProtocol
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -43,7 +43,7 @@ def main() -> None:
         log_level=settings.log_level.lower(),
         timeout_keep_alive=settings.keep_alive_seconds,
         server_header=False,  # No "server: uvicorn" banner on every response.
-        http=HeaderDeadlineProtocol,
+        http=DeadlineProtocol,
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),  # Then cancelled: shutdown never hangs.
     )

@@ -109,6 +109,9 @@ class MicroBatcher:
             batch = [first]
             try:  # From here the batch is off the queue: whatever happens, each request gets an answer.
                 await self._fill(batch)
+                batch[:] = [request for request in batch if not request[1].cancelled()]  # Their callers left.
+                if not batch:
+                    continue
                 self._previous = len(batch)
                 images = np.stack([image for image, _ in batch])
                 metrics.BATCH_SIZE.observe(len(batch))

@@ -22,6 +22,15 @@ class Settings(BaseSettings):
     # 25 M covers a 24 MP camera (6000 x 4000) and every phone's default mode. Decoding takes up to
     # ~8 bytes per pixel at its peak, so the decode slots bound the burst (tests/reliability/test_memory.py).
     max_image_pixels: int = Field(25_000_000, gt=0, description="Largest declared width x height (413 above).")
+    max_json_values: int = Field(
+        250_000,
+        gt=0,
+        description=(
+            "Most values a JSON body (or Open Inference Protocol JSON header) may hold, counted by its commas, "
+            "brackets and braces; 413 beyond. Parsing holds the event loop, ~45 ms for 250,000 of the worst kind; "
+            "about 80 images as pixel lists. Larger batches: binary tensors, or base64 image files (one value each)."
+        ),
+    )
     max_concurrent_decodes: int = Field(
         2, gt=0, description="Uploads over 16 KB decoded at once; bounds the memory a burst of large images takes."
     )
@@ -107,6 +116,14 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(5, gt=0, description="How long an idle keep-alive connection is kept open.")
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="A request's headers must arrive within this time, or the connection is closed."
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "A request's body must arrive within this time of its headers, or the client gets 408 and the "
+            "connection is closed (a 10 MB upload needs about 1.4 Mbit/s)."
+        ),
     )
     max_connections: int = Field(
         512, gt=0, description="Connections and requests in progress at once, per worker; 503 beyond."

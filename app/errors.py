@@ -28,11 +28,21 @@ class InvalidRequest(ValueError):
     """Parameters that are each valid but contradict each other."""
 
 
+class ClientDisconnected(ConnectionError):
+    """The client went away before its answer was ready; nobody will read the response."""
+
+
+class JsonTooLarge(ValueError):
+    """A JSON body of more than MAX_JSON_VALUES values: parsing it would hold the event loop too long."""
+
+
 # Most specific first: the first class an error is an instance of decides.
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (ModelNotFound, 404),
     (ArtifactNotFound, 404),
     (ModelNotReady, 503),
+    (ClientDisconnected, 499),  # nginx's "client closed request": logged, never read.
+    (JsonTooLarge, 413),
     (InvalidRequest, 400),
     (UnsupportedImage, 415),
     (ImageTooLarge, 413),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,6 +47,21 @@ async def _load_then_poll(registry: ModelRegistry) -> None:
         await registry.poll()
 
 
+def _reload_on_hangup(registry: ModelRegistry, background: list[asyncio.Task[None]]) -> None:
+    """SIGHUP rescans the store and the serving policies at once, in this process: nothing restarts and
+    requests in flight are untouched (with WORKERS > 1 uvicorn's supervisor receives it and restarts the
+    workers one at a time instead, each ready before the one it replaces stops)."""
+
+    def reload() -> None:
+        logger.info("SIGHUP: rescanning %s and its serving policies", registry.settings.models_dir)
+        background.append(asyncio.create_task(registry.refresh()))
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError):  # Not the main thread (a test client), or Windows.
+        logger.debug("SIGHUP not handled in this thread")
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -57,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if log is not None:
         background.append(asyncio.create_task(monitoring.refresh_gauges_forever(log, registry, settings)))
     grpc_server = await _start_grpc(dataplane, settings)
+    _reload_on_hangup(registry, background)
     yield
     if grpc_server is not None:  # Before the registry closes: calls in flight still need their model.
         await grpc_server.stop(settings.shutdown_grace_seconds)

@@ -30,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -155,12 +156,14 @@ class ModelRegistry:
         self._loading: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
         self._states: dict[str, dict[int, VersionState]] = {}
         self._serving: dict[str, Serving] = {}
+        self._valid_policies: dict[str, tuple[policy.ServingPolicy, str]] = {}  # The last valid one, and when.
         self._runs: dict[str, dict[str, list[run_store.RunRecord]]] = {}  # Repeated runs, for the statistics.
         # One thread runs every forward pass: the runtimes parallelise inside each op. Loads get their own,
         # so a version loading on demand never stalls the answers of the others.
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._load_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
         self.ready = asyncio.Event()
+        self._refresh_lock = asyncio.Lock()
 
     # ---- lookups used by the endpoints -------------------------------------------------
     def model_names(self) -> list[str]:
@@ -269,7 +272,12 @@ class ModelRegistry:
 
     # ---- keeping in step with the store ------------------------------------------------
     async def refresh(self) -> None:
-        """Read versions that appeared, drop those that went, choose each default, load what must be."""
+        """Read versions that appeared, drop those that went, choose each default, load what must be.
+        One scan at a time: the poll and a SIGHUP may ask at once."""
+        async with self._refresh_lock:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         models_dir = self.settings.models_dir
         on_disk, unreadable = artifacts.scan(models_dir)
         for name, problem in unreadable.items():  # Keep serving what is loaded; say why nothing changes.
@@ -369,10 +377,19 @@ class ModelRegistry:
         return state.state is LoadState.FAILED and artifacts.signature(folder) != state.files
 
     def _read_policy(self, name: str) -> tuple[policy.ServingPolicy, str | None]:
+        """The model's serving policy, and why it is not the file's when the file is invalid: then the last
+        valid policy stays in force (a truncated or mistyped file must not move the default or drop the
+        labels, as TF Serving keeps its last good configuration), or the default one if none was valid yet."""
         try:
-            return policy.load_policy(self.settings.models_dir, name) or policy.ServingPolicy(), None
-        except artifacts.InvalidArtifact as error:  # Reported in GET /models; the default policy serves.
+            found = policy.load_policy(self.settings.models_dir, name) or policy.ServingPolicy()
+        except artifacts.InvalidArtifact as error:  # Reported in GET /models.
+            if name in self._valid_policies:
+                kept, since = self._valid_policies[name]
+                return kept, f"{error}; keeping the last valid policy from {since}"
             return policy.ServingPolicy(), f"{error}; using the default policy (every version, gate on)"
+        if self._valid_policies.get(name, (None, ""))[0] != found:
+            self._valid_policies[name] = (found, datetime.now(UTC).isoformat(timespec="seconds"))
+        return found, None
 
     def _decide(self, name: str, policy: policy.ServingPolicy, policy_error: str | None) -> Serving:
         accuracies = {

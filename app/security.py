@@ -43,10 +43,10 @@ class SecurityHeaders:
             return
         policy = policy_for(scope["path"])
         extra = [
-            (name.encode(), (policy if name == "content-security-policy" else value).encode())
-            for name, value in RESPONSE_HEADERS
-            if policy is not None or name != "content-security-policy"
+            (name.encode(), value.encode()) for name, value in RESPONSE_HEADERS if name != "content-security-policy"
         ]
+        if policy is not None:
+            extra.append((b"content-security-policy", policy.encode()))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

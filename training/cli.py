@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, WorkerFailed, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # A full disk: the backups and the store are left usable (training/checkpoints.py).
+        print(f"error: {error}", file=sys.stderr)
+        return 74  # EX_IOERR
     except KeyboardInterrupt:
         print("\ninterrupted: no version was published; run the same command again to resume", file=sys.stderr)
         return 130

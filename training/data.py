@@ -100,8 +100,9 @@ def _read_class_names(path: Path) -> list[str]:
     return [name.decode() if isinstance(name, bytes) else str(name) for name in names]
 
 
-def load_batches_dir(folder: Path) -> Cifar10:
-    """Read an extracted `cifar-10-batches-py` folder."""
+def load_batches_dir(folder: Path, source: str | None = None) -> Cifar10:
+    """Read an extracted `cifar-10-batches-py` folder; `source` names where it came from (default: the
+    folder's name), recorded in every version: a name, never a path of this machine."""
     train = [_read_batch(folder / name) for name in TRAIN_FILES]
     x_test, y_test = _read_batch(folder / TEST_FILE)
     class_names = _read_class_names(folder / META_FILE)
@@ -111,7 +112,7 @@ def load_batches_dir(folder: Path) -> Cifar10:
         x_test=x_test,
         y_test=y_test,
         class_names=class_names,
-        source=str(folder),
+        source=source or folder.name,
     )
 
 
@@ -168,7 +169,7 @@ def load_from(path: Path) -> Cifar10:
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder (set --data or ${DATA_ENV_VAR} to the CIFAR-10 archive)")
     if path.is_file():
-        return load_batches_dir(extract_archive(path))
+        return load_batches_dir(extract_archive(path), source=path.name)
     if (path / BATCH_DIR_NAME).is_dir():
         path = path / BATCH_DIR_NAME
     return load_batches_dir(path)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from app import __version__
 from app.dataplane import PREDICTION_IDS, parse_version
 from app.deps import DataPlaneDep, SettingsDep
+from app.disconnects import unless_disconnected
 from app.errors import protocol_answer
 from app.parsing import ascii_integer
 from app.protocols import open_inference as oip
@@ -97,9 +98,11 @@ async def infer(
         number = parse_version(version)
         dataplane.resolve(name, number)  # An unknown model is a 404 before its body is read.
         header_length = _header_length(request.headers.get(HEADER_LENGTH))
-        parsed = oip.parse_request(await request.body(), header_length, settings.max_infer_batch)
+        parsed = oip.parse_request(
+            await request.body(), header_length, settings.max_infer_batch, settings.max_json_values
+        )
         images = parsed.pixels if parsed.pixels is not None else parsed.files or []
-        answer = await dataplane.infer(images, name, number, endpoint="v2")
+        answer = await unless_disconnected(request, dataplane.infer(images, name, number, endpoint="v2"))
         values = oip.output_tensors(answer.probabilities, answer.ood_scores, answer.in_distribution)
         body, json_length = oip.response_body(parsed, values, answer.model, answer.version)
         headers = {PREDICTION_IDS: ",".join(answer.prediction_ids)}

@@ -6,12 +6,13 @@ import asyncio
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 
 from app.dataplane import Inference
 from app.decoding import ImageError
 from app.deps import DataPlaneDep, LabelQuery, SettingsDep, VersionQuery
+from app.disconnects import unless_disconnected
 from app.errors import InvalidRequest, status_for
 from app.schemas import BatchItem, BatchPrediction, ClassProbability, ErrorResponse, Prediction
 from app.uploads import Decoder
@@ -34,6 +35,7 @@ TopKQuery = Annotated[int, Query(ge=1, le=10, description="How many of the most 
 
 @router.post("/predict", response_model=Prediction, responses=ERRORS)
 async def predict_image(
+    request: Request,
     dataplane: DataPlaneDep,
     file: Annotated[
         UploadFile, File(description="An image: PNG, JPEG, GIF, BMP or WebP.", json_schema_extra={"minLength": 1})
@@ -44,12 +46,14 @@ async def predict_image(
     top_k: TopKQuery = 3,
 ) -> Response:
     """Classify one image into one of the ten CIFAR-10 classes."""
-    answer = await dataplane.infer([await file.read()], model, version, label, endpoint="predict")
+    upload = await file.read()
+    answer = await unless_disconnected(request, dataplane.infer([upload], model, version, label, endpoint="predict"))
     return _json(_prediction(answer, 0, top_k))
 
 
 @router.post("/predict/batch", response_model=BatchPrediction, responses=ERRORS)
 async def predict_batch(
+    request: Request,
     dataplane: DataPlaneDep,
     settings: SettingsDep,
     files: Annotated[
@@ -65,10 +69,13 @@ async def predict_batch(
     if len(files) > settings.max_batch_files:
         raise InvalidRequest(f"{len(files)} files sent; at most {settings.max_batch_files} per request")
     name, number = dataplane.resolve(model, version, label)  # An unknown model is a 404 before any decoding.
-    decoded = await asyncio.gather(*(_decode(upload, dataplane.decoder) for upload in files))
+    decoded = await unless_disconnected(
+        request, asyncio.gather(*(_decode(upload, dataplane.decoder) for upload in files))
+    )
     images = [item for item in decoded if isinstance(item, np.ndarray)]
     # One call, so the micro-batcher runs the good images together, as one forward pass.
-    answer = await dataplane.infer(images, name, number, endpoint="predict_batch") if images else None
+    work = dataplane.infer(images, name, number, endpoint="predict_batch")
+    answer = await unless_disconnected(request, work) if images else None
     results: list[BatchItem] = []
     rows = iter(range(len(images)))  # The answer's rows, in the order of the good files.
     for upload, item in zip(files, decoded, strict=True):

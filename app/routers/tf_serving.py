@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from app.dataplane import PREDICTION_IDS, parse_version
 from app.deps import DataPlaneDep, RegistryDep, SettingsDep
+from app.disconnects import unless_disconnected
 from app.errors import InvalidRequest, ModelNotFound, protocol_answer
 from app.parsing import load_json
 from app.protocols import tf_serving
@@ -55,11 +56,11 @@ async def predict(
         number = parse_version(version)
         dataplane.resolve(name, number, label)  # An unknown model is a 404 before its body is read.
         try:
-            body = load_json(await request.body(), "the request body")
+            body = load_json(await request.body(), "the request body", settings.max_json_values)
         except InvalidRequest as error:
             raise TensorError(str(error)) from error
         images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
-        answer = await dataplane.infer(images, name, number, label, endpoint="v1")
+        answer = await unless_disconnected(request, dataplane.infer(images, name, number, label, endpoint="v1"))
         headers = {PREDICTION_IDS: ",".join(answer.prediction_ids)}
         outputs = output_tensors(answer.probabilities, answer.ood_scores, answer.in_distribution)
         return JSONResponse(tf_serving.predict_response(outputs, row), headers=headers)

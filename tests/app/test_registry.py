@@ -361,6 +361,35 @@ def test_an_invalid_policy_file_is_reported_and_ignored(store: Path) -> None:
     in_loop(store, FakeLoader(), body)
 
 
+def test_a_policy_file_that_turns_invalid_keeps_the_last_valid_policy(store: Path) -> None:
+    """A truncated or mistyped serving.json must not move the default or drop the labels."""
+    for version in (1, 2):
+        add(store, "m", version)
+    pinned = policy.ServingPolicy(default_version=1, labels={"stable": 1})
+    policy.save_policy(store, "m", pinned)
+
+    async def body(registry: ModelRegistry) -> None:
+        await registry.refresh()
+        assert registry.get("m").version == 1 and registry.serving("m").policy_error is None
+        (store / "m" / policy.POLICY_FILE).write_text('{"default_version": 1, "lables": {"stable": 1}}')
+        await registry.refresh()
+        serving = registry.serving("m")
+        assert serving.policy == pinned and registry.get("m").version == 1
+        assert registry.resolve("m", label="stable") == ("m", 1)
+        assert serving.policy_error is not None and "lables" in serving.policy_error
+        assert "keeping the last valid policy from 20" in serving.policy_error
+        (store / "m" / policy.POLICY_FILE).write_text('{"default_version": 1, "lab')  # Truncated mid-write.
+        await registry.refresh()
+        assert registry.get("m").version == 1 and "keeping the last valid policy" in str(
+            registry.serving("m").policy_error
+        )
+        policy.save_policy(store, "m", policy.ServingPolicy())  # Fixed: the file rules again.
+        await registry.refresh()
+        assert registry.serving("m").policy_error is None and registry.get("m").version == 2
+
+    in_loop(store, FakeLoader(), body)
+
+
 def test_a_policy_change_takes_effect_at_the_next_scan(store: Path) -> None:
     add(store, "m", 1)
     add(store, "m", 2)

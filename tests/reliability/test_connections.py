@@ -75,3 +75,35 @@ def test_shutdown_under_load_finishes_within_seconds(tiny_store: Path, tmp_path:
         for thread in threads:
             thread.join(timeout=30)
     assert took < 10, f"SIGTERM under load took {took:.1f} s"
+
+
+def test_a_trickled_body_is_answered_408_at_the_body_deadline(tiny_store: Path, tmp_path: Path) -> None:
+    with server_process(tiny_store, tmp_path / "server.log", BODY_TIMEOUT_SECONDS="2") as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        trickling = []
+        for _ in range(20):
+            connection = socket.create_connection(("127.0.0.1", port))
+            connection.sendall(b"POST /v2/models/model_1/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+            trickling.append(connection)
+        started = time.monotonic()
+        answers = []
+        for connection in trickling:
+            connection.settimeout(10)
+            received = b""
+            while True:
+                try:
+                    connection.send(b"B")  # One byte a second, for as long as the server listens.
+                    chunk = connection.recv(4096)
+                except (ConnectionResetError, BrokenPipeError):
+                    break
+                except TimeoutError:
+                    break
+                if not chunk:
+                    break
+                received += chunk
+            answers.append(received)
+            connection.close()
+        took = time.monotonic() - started
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    assert took < 8, f"trickling clients were held {took:.1f} s past a 2 s body deadline"
+    assert all(answer.startswith(b"HTTP/1.1 408") and b"body deadline" in answer for answer in answers), answers[:2]

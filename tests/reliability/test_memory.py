@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,7 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.utils.data import SAMPLES
-from tests.utils.servers import ServerProcess
+from tests.utils.servers import ServerProcess, server_process
 
 pytestmark = pytest.mark.reliability
 
@@ -27,6 +29,7 @@ PEAK_BOUND_MB = 550  # Measured +412 MB.
 RETAINED_BOUND_MB = 100  # Measured +8 MB; +543 MB before malloc_trim.
 SOAK_ROUNDS, SOAK_REQUESTS, SOAK_CONCURRENCY = 3, 2000, 64
 SOAK_GROWTH_BOUND_MB = 40  # Between the last two rounds, once caches have warmed up.
+UNLOAD_CYCLES, UNLOAD_GROWTH_BOUND_MB = 50, 20
 
 
 def _near_limit_png() -> bytes:
@@ -75,3 +78,31 @@ def test_soak_memory_levels_off(live: ServerProcess) -> None:
         rss_mb.append(live.memory_kb()["VmRSS"] / 1024)
     print("soak: RSS after each round of", SOAK_REQUESTS, "requests at c=64:", [f"{mb:.0f} MB" for mb in rss_mb])
     assert rss_mb[-1] - rss_mb[-2] < SOAK_GROWTH_BOUND_MB
+
+
+def test_version_load_and_unload_cycles_return_their_memory(tiny_store: Path, tmp_path: Path) -> None:
+    """50 versions loaded and unloaded in turn (the default and one other kept in memory) grow the server's RSS by less than
+    UNLOAD_GROWTH_BOUND_MB once the first few have warmed its caches."""
+    store = tmp_path / "models"
+    for version in range(1, 4):
+        shutil.copytree(tiny_store / "model_1" / "1", store / "model_1" / str(version))
+    png = (SAMPLES / "test_00000_cat.png").read_bytes()
+    with (
+        server_process(store, tmp_path / "server.log", MAX_LOADED_VERSIONS="2") as server,
+        httpx.Client(timeout=60) as client,
+    ):
+
+        def cycle(index: int) -> None:
+            version = 1 + index % 2  # Alternate v1 and v2 (v3 is the default, always loaded).
+            answer = client.post(f"{server.url}/predict", params={"version": version}, files={"file": ("x.png", png)})
+            assert answer.status_code == 200, answer.text
+
+        for index in range(6):
+            cycle(index)
+        before = server.memory_kb()["VmRSS"]
+        for index in range(6, 6 + UNLOAD_CYCLES):
+            cycle(index)
+        after = server.memory_kb()["VmRSS"]
+    growth = (after - before) / 1024
+    print(f"{UNLOAD_CYCLES} load/unload cycles: RSS {before / 1024:.0f} -> {after / 1024:.0f} MB ({growth:+.1f} MB)")
+    assert growth < UNLOAD_GROWTH_BOUND_MB, f"RSS grew {growth:.1f} MB over {UNLOAD_CYCLES} load/unload cycles"

@@ -46,7 +46,15 @@ def test_channel_major_rows_become_hwc_pixels(tiny_cifar_dir: Path) -> None:
 
 def test_environment_variable_is_used(tiny_cifar_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(data.DATA_ENV_VAR, str(tiny_cifar_dir))
-    assert load_cifar10().source == str(tiny_cifar_dir)
+    assert load_cifar10().checksum() == load_cifar10(tiny_cifar_dir).checksum()
+    monkeypatch.setenv(data.DATA_ENV_VAR, str(tiny_cifar_dir / "absent"))
+    with pytest.raises(DatasetError, match="absent"):
+        load_cifar10()
+
+
+def test_the_source_is_a_name_never_a_path(tiny_cifar_dir: Path, tiny_cifar_archive: Path) -> None:
+    assert load_cifar10(tiny_cifar_dir).source == "cifar-10-batches-py"
+    assert load_cifar10(tiny_cifar_archive).source == "cifar-10-python.tar.gz"  # Not the extraction cache.
 
 
 def test_missing_everything_names_the_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

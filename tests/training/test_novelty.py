@@ -12,14 +12,14 @@ import pytest
 import tensorflow as tf
 
 from tests.utils.data import TINY_HOLDOUT
-from training import whitened_convnet
+from training import augment, whitened_convnet
 from training.core import artifacts
 from training.core.forward import forward_for, make_forward
 from training.core.novelty import STATISTICS_FILE, load_statistics, split_rows, statistics_bytes, threshold
 from training.core.preprocessing import Scaling, scale_images
 from training.data import calibration_split, load_cifar10
 from training.evaluation import split_record
-from training.novelty import add_novelty, fit_split, fit_statistics, novelty_layers
+from training.novelty import add_novelty, as_trained, fit_split, fit_statistics, novelty_layers
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,15 @@ def test_statistics_survive_their_file(model: keras.Model, images: np.ndarray, t
         np.testing.assert_array_equal(read.mean, fitted.mean)
 
 
+def test_the_fitting_images_are_damaged_as_training_damaged_them(images: np.ndarray) -> None:
+    seen = as_trained(images[:100], 0.5, seed=4)
+    np.testing.assert_array_equal(seen[:50], images[:50])
+    np.testing.assert_array_equal(seen[50:], augment.damaged_copy(images[50:100], seed=4))
+    assert as_trained(images[:100], 0.0, seed=4) is not None and np.array_equal(
+        as_trained(images[:100], 0.0, 4), images[:100]
+    )
+
+
 def test_answer_rows_split_into_probabilities_and_scores() -> None:
     rows = np.arange(22, dtype=np.float32).reshape(2, 11)
     probabilities, scores = split_rows(rows)
@@ -148,6 +157,7 @@ def test_the_statistics_come_from_training_images_only(scored: Path, tiny_cifar_
     assert split_record(held_out, novelty.holdout.size, novelty.holdout.seed, train_images) == novelty.holdout
     assert split_record(fitted_on, len(fitted_on), novelty.fitted_on.seed, train_images) == novelty.fitted_on
     assert not set(fitted_on) & set(held_out)
+    assert novelty.fitted_on_damaged_share == 0.0  # model_1's recipe damages no training image.
     refit = fit_statistics(artifacts.load_keras_model(scored), artifact.metadata.scaling, dataset.x_train[fitted_on])
     stored = artifacts.load_novelty_statistics(scored, artifact.metadata)
     assert stored is not None

@@ -39,7 +39,7 @@ import shutil
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -158,12 +158,19 @@ class Reference(Record):
 
 
 class DatasetFingerprint(Record):
-    source: str
+    source: str = Field(description="The dataset's file or folder name: never a path of the training machine.")
     x_train_sha256: str
     x_test_sha256: str
     labels_sha256: str
     extra_images: int = Field(0, description="Images added by `train --extra-data` (labelled feedback).")
     extra_sha256: str | None = Field(None, description="Of the extra images and their labels.")
+
+    @field_validator("source")
+    @classmethod
+    def _name_only(cls, source: str) -> str:
+        # Versions recorded before this kept the extraction cache's absolute path (a home directory):
+        # reading them keeps only its last part, so no served record names the training machine's folders.
+        return PurePosixPath(source).name if "/" in source else source
 
 
 class ProbabilityScores(Record):
@@ -226,6 +233,9 @@ class Novelty(Record):
     layers: list[str] = Field(description="The layers whose channel statistics are compared.")
     statistics_sha256: str = Field(description="Of novelty.npz, which the served graph was built from.")
     fitted_on: CalibrationSplit = Field(description="The training images the statistics were fitted on.")
+    fitted_on_damaged_share: float = Field(
+        0.0, description="Share of them damaged as the version's training damaged its images (training.augment)."
+    )
     holdout: CalibrationSplit = Field(description="The held-out training images the threshold was fitted on.")
     holdout_scores: list[float] = Field(description="The served score of each hold-out image (TensorFlow).")
     quantile: float = Field(description="Share of hold-out images the stored threshold keeps as in distribution.")

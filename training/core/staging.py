@@ -30,13 +30,23 @@ def publish(staged: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def staged_file(target: Path) -> Iterator[Path]:
-    """Yield a path to write; on success it replaces `target` in one rename, on failure it is removed."""
+    """Yield a path to write; on success it is flushed to disk and replaces `target` in one rename, on
+    failure (a full disk included) it is removed: `target` is the old file or the new, never half of one."""
     staging = staging_name(target)
     try:
         yield staging
+        _fsync(staging)
         publish(staging, target)
     finally:
         staging.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextlib.contextmanager
