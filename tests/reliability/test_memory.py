@@ -81,8 +81,8 @@ def test_soak_memory_levels_off(live: ServerProcess) -> None:
 
 
 def test_version_load_and_unload_cycles_return_their_memory(tiny_store: Path, tmp_path: Path) -> None:
-    """50 versions loaded and unloaded in turn (the default and one other kept in memory) grow the server's RSS by less than
-    UNLOAD_GROWTH_BOUND_MB once the first few have warmed its caches."""
+    """50 versions loaded and unloaded in turn (the default and one other kept in memory) grow the
+    server's RSS by less than UNLOAD_GROWTH_BOUND_MB once the first few have warmed its caches."""
     store = tmp_path / "models"
     for version in range(1, 4):
         shutil.copytree(tiny_store / "model_1" / "1", store / "model_1" / str(version))
