@@ -38,7 +38,15 @@ from training.data import load_cifar10  # noqa: E402
 
 BATCH = 500
 NEAR_KINDS = ("blends", "tiles")  # Made of CIFAR-10 test images: near the classes, reported apart.
-DAMAGE = ("gaussian_noise", "defocus_blur", "contrast", "jpeg_compression", "fog")  # At severity 3.
+DAMAGE = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "contrast",
+    "jpeg_compression",
+    "fog",
+)  # Severity 3.
 
 
 def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
@@ -87,8 +95,8 @@ def report(servable: Servable, dataset_images: np.ndarray, labels: np.ndarray, s
         if kind not in NEAR_KINDS:
             far.append((*baseline, *chosen))
         print(f"| {kind} | " + " | ".join(cells) + " |")
-    means = np.mean(far, axis=0)
-    print(f"| **far kinds, mean** | {means[0]:.3f} | {means[1]:.2f} | {means[2]:.3f} | {means[3]:.2f} | |")
+    means = [f"{value:.3f}" if np.isfinite(value) else "-" for value in np.mean(far, axis=0)]
+    print(f"| **far kinds, mean** | {means[0]} | {means[1]} | {means[2]} | {means[3]} | |")
     if scores is not None and threshold is not None:
         print("\nDamaged test images flagged (in distribution, so lower is better), severity 3:")
         for kind in DAMAGE:

@@ -71,7 +71,7 @@ def test_the_real_client_infers_and_reads_readiness(
     probabilities = np.array(seen["probabilities"], np.float32)
     assert np.abs(probabilities - rest_probabilities(running.url, PIXELS)).max() == 0
     assert seen["class_index"] == probabilities.argmax(axis=1).tolist()
-    assert seen["version"] == "10"
+    assert seen["version"] == "12"
     assert seen["metadata_inputs"] == ["images", "image_files"]
     if client == "triton":
         assert seen["unknown_model"] == "StatusCode.NOT_FOUND"

@@ -44,5 +44,6 @@ def test_an_abandoned_request_stops_using_cpu_within_a_second(tiny_store: Path, 
         time.sleep(3.0)
         spent = _cpu_seconds(server) - before
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    print(f"abandoned request: {spent:.2f} CPU-seconds in the 3 s after its client left")
     assert spent < 0.5, f"the server spent {spent:.2f} CPU-seconds in the 3 s after its client left"
     assert "the client went away" in server.log_path.read_text()

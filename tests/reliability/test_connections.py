@@ -105,5 +105,6 @@ def test_a_trickled_body_is_answered_408_at_the_body_deadline(tiny_store: Path, 
             connection.close()
         took = time.monotonic() - started
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    print(f"20 trickling clients answered 408 and closed {took:.1f} s after they started (deadline 2 s)")
     assert took < 8, f"trickling clients were held {took:.1f} s past a 2 s body deadline"
     assert all(answer.startswith(b"HTTP/1.1 408") and b"body deadline" in answer for answer in answers), answers[:2]

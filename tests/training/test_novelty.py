@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.utils.data import TINY_HOLDOUT
+from tests.utils.data import COMMITTED_MODELS, TINY_HOLDOUT, real_archive_or_skip
 from training import augment, whitened_convnet
 from training.core import artifacts
 from training.core.forward import forward_for, make_forward
@@ -24,7 +24,7 @@ from training.novelty import add_novelty, as_trained, fit_split, fit_statistics,
 
 @pytest.fixture(scope="module")
 def model() -> keras.Model:
-    """Activations at three resolutions (32, 16, 8), so two layers are compared; ends in a softmax."""
+    """Activations at three resolutions (32, 16, 8); ends in a softmax."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(6, 3, padding="same")(inputs)
@@ -62,9 +62,9 @@ def numpy_score(model: keras.Model, images: np.ndarray, statistics) -> np.ndarra
     return peak + np.log(np.exp(stacked - peak[:, None]).sum(axis=1))
 
 
-def test_the_compared_layers_are_the_last_activation_of_each_resolution_but_the_coarsest(model: keras.Model) -> None:
-    assert novelty_layers(model) == ["full", "half"]
-    assert novelty_layers(whitened_convnet.build()) == ["whiten_gelu", "block1_2_gelu", "block2_2_gelu"]
+def test_the_compared_layer_is_the_last_activation_at_the_finest_resolution(model: keras.Model) -> None:
+    assert novelty_layers(model) == ["full"]
+    assert novelty_layers(whitened_convnet.build()) == ["whiten_gelu"]
 
 
 def test_the_served_score_equals_a_numpy_reference_on_the_statistics(model: keras.Model, images: np.ndarray) -> None:
@@ -210,3 +210,44 @@ def test_a_version_already_scored_or_quantized_is_refused(
         add_novelty(novelty_store / "model_1" / "2", tmp_path)
     with pytest.raises(ValueError, match="add the score to v1, then quantize"):
         add_novelty(quantized_store / "model_1" / "2", tmp_path)
+
+
+def _committed_scored() -> list[str]:
+    return [
+        f"{name}/{version}"
+        for name in artifacts.list_models(COMMITTED_MODELS)
+        for version in artifacts.list_versions(COMMITTED_MODELS, name)
+        if artifacts.load_artifact(COMMITTED_MODELS / name / str(version)).metadata.novelty is not None
+    ]
+
+
+@pytest.mark.parametrize("version", _committed_scored())
+def test_committed_scores_were_fitted_on_training_images_only(version: str) -> None:
+    """Re-derive both splits of a committed version from its record alone: disjoint, both training images."""
+    novelty = artifacts.load_artifact(COMMITTED_MODELS / version).metadata.novelty
+    assert novelty is not None
+    train_images = novelty.holdout.train_images
+    held_out = calibration_split(train_images, novelty.holdout.size, novelty.holdout.seed)
+    fitted_on = fit_split(train_images, held_out, novelty.fitted_on.size, novelty.fitted_on.seed)
+    assert split_record(held_out, novelty.holdout.size, novelty.holdout.seed, train_images) == novelty.holdout
+    assert split_record(fitted_on, len(fitted_on), novelty.fitted_on.seed, train_images) == novelty.fitted_on
+    assert novelty.holdout.source == novelty.fitted_on.source == "train" and not set(fitted_on) & set(held_out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", _committed_scored())
+def test_the_served_threshold_keeps_95_percent_of_the_hold_out(version: str) -> None:
+    """Through the backend that serves it (int8 with its own threshold): 95% +- 1% of the hold-out images."""
+    from app.config import Settings
+    from app.inference import load_servable
+
+    dataset = load_cifar10(real_archive_or_skip())
+    servable = load_servable(COMMITTED_MODELS / version, Settings(tf_intra_op_threads=2).backend_options())
+    novelty = servable.artifact.metadata.novelty
+    assert novelty is not None and servable.novelty.threshold is not None
+    held_out = dataset.x_train[calibration_split(len(dataset.x_train), novelty.holdout.size, novelty.holdout.seed)]
+    _, scores = split_rows(
+        np.concatenate([servable.predict(held_out[i : i + 500]) for i in range(0, len(held_out), 500)])
+    )
+    assert scores is not None
+    assert (scores <= servable.novelty.threshold).mean() == pytest.approx(0.95, abs=0.01)

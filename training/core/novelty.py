@@ -7,10 +7,10 @@ evidence catch them:
 
 - the energy of the logits, `-logsumexp(logits)` (Liu et al., NeurIPS 2020): low when some
   class fits well;
-- the statistics of the early layers: each channel's spatial mean and standard deviation,
-  at the last activation of every resolution but the coarsest, as a vector whose
-  Mahalanobis distance from the training images' mean is measured (one Gaussian per
-  layer; Lee et al., NeurIPS 2018, used such layer ensembles). Textures, text, noise and
+- the statistics of the first layer: each channel's spatial mean and standard deviation,
+  at the last activation of the finest resolution (`training.novelty.novelty_layers`), as
+  a vector whose Mahalanobis distance from the training images' mean is measured (a
+  Gaussian per layer, as Lee et al., NeurIPS 2018, fit them). Textures, text, noise and
   drawings have colours, edges and contrast that no CIFAR photo has.
 
 Each part is standardized by its mean and spread over training images (log distances),
