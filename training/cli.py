@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from training import policy_cli
 from training.architectures import ARCHITECTURES
@@ -72,12 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--extra-data", type=Path, help="also train on <dir>/<class>/*.png, e.g. from `feedback-dataset`"
     )
-    calibrate = commands.add_parser(
-        "calibrate", help="fit a temperature for a trained version and publish the calibrated copy as a new version"
+    calibrate = _version_command(
+        commands,
+        "calibrate",
+        "fit a temperature for a trained version and publish the calibrated copy as a new version",
+        "models/model_1/3",
     )
-    calibrate.add_argument("source", type=Path, help="the version folder to calibrate, e.g. models/model_1/3")
-    calibrate.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
-    calibrate.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     calibrate.add_argument(
         "--fit-on-damaged",
         action="store_true",
@@ -88,19 +89,18 @@ def _parser() -> argparse.ArgumentParser:
         choices=[mode.value for mode in TestTimeAugmentation],
         help="serve with this test-time augmentation instead (default: the source's); see bench/tta_views.py",
     )
-    quantize = commands.add_parser(
+    _version_command(
+        commands,
         "quantize",
-        help="quantize a version's served procedure to int8 (OpenVINO, NNCF) and publish it with its measured accuracy",
+        "quantize a version's served procedure to int8 (OpenVINO, NNCF) and publish it with its measured accuracy",
+        "models/whitened_convnet/5",
     )
-    quantize.add_argument("source", type=Path, help="the version folder to quantize, e.g. models/whitened_convnet/5")
-    quantize.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
-    quantize.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
-    novelty = commands.add_parser(
-        "novelty", help="fit the novelty score (out-of-distribution) for a version and publish the copy that answers it"
+    novelty = _version_command(
+        commands,
+        "novelty",
+        "fit the novelty score (out-of-distribution) for a version and publish the copy that answers it",
+        "models/whitened_convnet/9",
     )
-    novelty.add_argument("source", type=Path, help="the version folder, e.g. models/whitened_convnet/9")
-    novelty.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
-    novelty.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     novelty.add_argument(
         "--quantile", type=float, default=0.95, help="share of hold-out images the stored threshold keeps (0.95)"
     )
@@ -138,6 +138,15 @@ def _parser() -> argparse.ArgumentParser:
     samples.add_argument("--per-class", type=int, default=4)
     samples.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
     return parser
+
+
+def _version_command(commands: Any, name: str, description: str, example: str) -> argparse.ArgumentParser:
+    """A command that reads one version and publishes a new one beside it (calibrate, quantize, novelty)."""
+    command: argparse.ArgumentParser = commands.add_parser(name, help=description)
+    command.add_argument("source", type=Path, help=f"the version folder, e.g. {example}")
+    command.add_argument("--models-dir", type=Path, default=Path("models"), help="where the new version goes")
+    command.add_argument("--data", type=Path, help=f"CIFAR-10 archive or folder (default: ${DATA_ENV_VAR})")
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:
