@@ -6,9 +6,9 @@ cancels that work: the image being decoded in a thread finishes (at most ~1 s fo
 photo), the rest are never decoded, and the batcher skips requests whose caller is gone.
 gRPC needs none of this: grpc.aio cancels the handler itself when its caller cancels.
 
-Watching costs a task per request (15% of model_1's req/s at c=32 when every request was
-watched), so only bodies of WATCH_FROM_BYTES or more are: a smaller one holds an image or a
-few, whose work ends within about a second anyway.
+Watching costs two tasks per request on the hot path, so only bodies of WATCH_FROM_BYTES or
+more are watched: a smaller one holds an image or a few, whose work ends within about a
+second anyway.
 """
 
 from __future__ import annotations
