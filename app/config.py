@@ -22,6 +22,14 @@ class Settings(BaseSettings):
     # 25 M covers a 24 MP camera (6000 x 4000) and every phone's default mode. Decoding takes up to
     # ~8 bytes per pixel at its peak, so the decode slots bound the burst (tests/reliability/test_memory.py).
     max_image_pixels: int = Field(25_000_000, gt=0, description="Largest declared width x height (413 above).")
+    max_request_pixels: int = Field(
+        100_000_000,
+        gt=0,
+        description=(
+            "Most pixels the images of one request may declare in all (413 for the image past it): four photos at "
+            "the per-image limit, a few seconds of decoding, so one request cannot hold the decoders for minutes."
+        ),
+    )
     max_json_values: int = Field(
         250_000,
         gt=0,

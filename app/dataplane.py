@@ -108,7 +108,10 @@ class DataPlane:
         Encoded files go through the upload decoder, with its limits and memory budget.
         """
         async with self.registry.serve(name, version, label) as loaded:
-            pixels = [image if isinstance(image, np.ndarray) else await self.decoder.decode(image) for image in images]
+            budget = self.decoder.budget()
+            pixels = [
+                image if isinstance(image, np.ndarray) else await self.decoder.decode(image, budget) for image in images
+            ]
             start = time.perf_counter()
             rows = await loaded.predict_all(pixels)
             elapsed = time.perf_counter() - start

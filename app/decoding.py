@@ -7,7 +7,9 @@ errors say what is wrong in plain words; `app/errors.py` maps them to HTTP statu
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -41,7 +43,27 @@ class ImageTooLarge(ImageError):
     """The image declares more pixels than the service will decode."""
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+class PixelBudget:
+    """The pixels one request may have decoded in all (MAX_REQUEST_PIXELS). Each image is charged from its
+    header, before decoding, so a request of many large photos is refused at the first one past the
+    budget instead of holding the decoders for minutes. Charged from decode threads, hence the lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def charge(self, pixels: int) -> None:
+        with self._lock:
+            if pixels > self._left:
+                raise ImageTooLarge(
+                    f"the images of this request declare more than {self.limit} pixels in all "
+                    "(MAX_REQUEST_PIXELS); send large photos in separate requests"
+                )
+            self._left -= pixels
+
+
+def decode_image(data: bytes, max_pixels: int, charge: Callable[[int], None] | None = None) -> np.ndarray:
     """Decode an upload into uint8 (32, 32, 3), refusing bombs before any pixel is decoded.
 
     Steps: open (header only), check the declared size, first frame, EXIF orientation,
@@ -58,6 +80,8 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLarge(f"image declares {width}x{height} pixels; the limit is {max_pixels} pixels")
+    if charge is not None:  # The request's budget, charged from the header, before any pixel is decoded.
+        charge(width * height)
     try:
         image.seek(0)  # First frame of an animation.
         if image.format == "JPEG":

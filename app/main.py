@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from app import __version__
@@ -28,7 +29,7 @@ from app.errors import register_error_handlers
 from app.monitoring.log import PredictionLog
 from app.registry import ModelRegistry
 from app.routers import health, models, monitoring, open_inference, predict, tf_serving
-from app.security import SecurityHeaders
+from app.security import DOCS_ASSETS_URL, SecurityHeaders
 from app.uploads import BodySizeLimit, Decoder
 
 if TYPE_CHECKING:
@@ -113,14 +114,15 @@ async def _start_grpc(dataplane: DataPlane, settings: Settings) -> GRPCServer | 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper())
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI whose /docs and /redoc load Swagger UI and ReDoc from the service, not a CDN.
+        static_url=DOCS_ASSETS_URL,
         title="CIFAR-10 classification service",
         description="Classify images into the ten CIFAR-10 classes and inspect the models that do it.",
         version=__version__,
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.decoder = Decoder(settings.max_image_pixels, settings.max_concurrent_decodes)
+    app.state.decoder = Decoder(settings.max_image_pixels, settings.max_concurrent_decodes, settings.max_request_pixels)
     register_error_handlers(app)
     app.include_router(predict.router)
     app.include_router(models.router)

@@ -9,6 +9,7 @@ RecursionError on deep nesting and ValueError on such integers, and `True` is an
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterable
 from typing import Any
 
 from app.errors import InvalidRequest, JsonTooLarge
@@ -34,8 +35,33 @@ def is_count(value: Any, limit: int = 2**31) -> bool:
 
 def json_values(data: bytes) -> int:
     """About how many values a JSON text holds: its commas, brackets and braces (strings such as base64
-    image files hold none of them), counted at C speed without parsing."""
-    return data.count(b",") + data.count(b"[") + data.count(b"{")
+    image files hold none of them), counted at C speed without parsing (one pass of `translate`, about
+    twice as fast as three `count`s)."""
+    return len(data) - len(data.translate(None, b",[{"))
+
+
+async def receive_json_body(
+    chunks: AsyncIterable[bytes], what: str, max_values: int, json_bytes: int | None = None
+) -> bytes:
+    """A request body as it arrives, refused (JsonTooLarge) as soon as its JSON part (the first `json_bytes`
+    bytes; the whole body for None) passes `max_values`: a flood of `[[],[],...]` is turned away after its
+    first ~750 KB instead of after all 10 MB, and uvicorn's parser drops the rest unkept."""
+    received = bytearray()
+    values = 0
+    async for chunk in chunks:
+        json_part = chunk if json_bytes is None else chunk[: max(0, json_bytes - len(received))]
+        received += chunk
+        values += json_values(json_part)
+        if values > max_values:
+            raise JsonTooLarge(_too_many_values(what, f"more than {max_values}", max_values))
+    return bytes(received)
+
+
+def _too_many_values(what: str, values: str, max_values: int) -> str:
+    return (
+        f"{what} holds {values} JSON values; at most {max_values} (MAX_JSON_VALUES): send larger "
+        "batches as binary tensor data (Open Inference Protocol) or as base64 image files"
+    )
 
 
 def load_json(data: bytes | memoryview, what: str, max_values: int) -> Any:
@@ -50,10 +76,7 @@ def load_json(data: bytes | memoryview, what: str, max_values: int) -> Any:
     data = bytes(data)
     values = json_values(data)
     if values > max_values:
-        raise JsonTooLarge(
-            f"{what} holds about {values} JSON values; at most {max_values} (MAX_JSON_VALUES): send larger "
-            "batches as binary tensor data (Open Inference Protocol) or as base64 image files"
-        )
+        raise JsonTooLarge(_too_many_values(what, f"about {values}", max_values))
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

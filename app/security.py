@@ -5,7 +5,9 @@ next to nothing for it. Every response gets `nosniff`, no referrer and cannot be
 the web page gets a strict Content-Security-Policy (it loads only its own script, styles
 and images, plus the `blob:` preview of the user's own file, nothing inline) and every
 other response (JSON, images, metrics) one that allows nothing, except the API
-documentation pages, which load FastAPI's viewers from their CDN.
+documentation pages: Swagger UI and ReDoc come from the service itself (fastapi-offline's
+copies, under DOCS_ASSETS_URL) and start from FastAPI's inline script, so they may run
+that and their own files, nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ PAGE_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")  # Scripts from a CDN and inline: no policy.
+DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
+DOCS_ASSETS_URL = "/static/api-docs"
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'"
 RESPONSE_HEADERS = (
     ("x-content-type-options", "nosniff"),
@@ -27,10 +34,10 @@ RESPONSE_HEADERS = (
 )
 
 
-def policy_for(path: str) -> str | None:
+def policy_for(path: str) -> str:
     if path in PAGE_PATHS:
         return PAGE_POLICY
-    return None if path in DOCS_PATHS else OTHER_POLICY
+    return DOCS_POLICY if path in DOCS_PATHS else OTHER_POLICY
 
 
 class SecurityHeaders:
@@ -45,8 +52,7 @@ class SecurityHeaders:
         extra = [
             (name.encode(), value.encode()) for name, value in RESPONSE_HEADERS if name != "content-security-policy"
         ]
-        if policy is not None:
-            extra.append((b"content-security-policy", policy.encode()))
+        extra.append((b"content-security-policy", policy.encode()))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

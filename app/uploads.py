@@ -12,7 +12,7 @@ from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.decoding import decode_image
+from app.decoding import PixelBudget, decode_image
 from app.parsing import ascii_integer
 
 PROTOCOL_PREFIXES = ("/v1/", "/v2/")
@@ -75,7 +75,7 @@ def _load_libc() -> ctypes.CDLL | None:
 _LIBC = _load_libc()
 
 
-def decode_and_release(data: bytes, max_pixels: int) -> np.ndarray:
+def decode_and_release(data: bytes, max_pixels: int, budget: PixelBudget | None = None) -> np.ndarray:
     """Decode, then hand the freed decode buffers back to the operating system.
 
     glibc keeps freed heap memory for reuse, and after a large free it raises its mmap
@@ -83,7 +83,7 @@ def decode_and_release(data: bytes, max_pixels: int) -> np.ndarray:
     PNGs left the server 540 MB larger for good. `malloc_trim` returns it (about 0.1 ms).
     """
     try:
-        return decode_image(data, max_pixels)
+        return decode_image(data, max_pixels, None if budget is None else budget.charge)
     finally:
         if _LIBC is not None:
             _LIBC.malloc_trim(0)
@@ -101,12 +101,17 @@ class Decoder:
 
     INLINE_BYTES = 16 * 1024
 
-    def __init__(self, max_pixels: int, slots: int) -> None:
+    def __init__(self, max_pixels: int, slots: int, max_request_pixels: int) -> None:
         self.max_pixels = max_pixels
+        self.max_request_pixels = max_request_pixels
         self._slots = asyncio.Semaphore(slots)
 
-    async def decode(self, data: bytes) -> np.ndarray:
+    def budget(self) -> PixelBudget:
+        """A fresh budget for one request's images (pass it to each of its `decode` calls)."""
+        return PixelBudget(self.max_request_pixels)
+
+    async def decode(self, data: bytes, budget: PixelBudget | None = None) -> np.ndarray:
         if len(data) <= self.INLINE_BYTES:
-            return decode_image(data, self.max_pixels)
+            return decode_image(data, self.max_pixels, None if budget is None else budget.charge)
         async with self._slots:
-            return await run_in_threadpool(decode_and_release, data, self.max_pixels)
+            return await run_in_threadpool(decode_and_release, data, self.max_pixels, budget)

@@ -232,3 +232,34 @@ def test_phone_sized_screen(browser, base_url: str) -> None:
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
     page.screenshot(path=str(SCREENSHOTS / "phone.png"), full_page=True)
     context.close()
+
+
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@pytest.mark.parametrize(("path", "rendered"), [("/docs", ".opblock-summary-path"), ("/redoc", "h2")])
+def test_the_api_documentation_works_offline(browser, base_url: str, path: str, rendered: str) -> None:
+    """Swagger UI and ReDoc render every endpoint with the network cut off: nothing is fetched from
+    anywhere but the service, and their Content-Security-Policy blocks nothing but ReDoc's own
+    "API docs by Redocly" logo, which it names by its CDN address (the page works without it)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+
+    def only_the_service(route) -> None:
+        if route.request.url.startswith(base_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_service)
+    page = context.new_page()
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Security Policy" in message.text else None)
+    page.goto(base_url + path)
+    page.wait_for_selector(rendered, timeout=20_000)
+    shown = " ".join(page.locator(rendered).all_inner_texts())
+    assert "/predict" in shown or "predict" in shown.lower()
+    page.screenshot(path=str(SCREENSHOTS / f"api{path.replace('/', '-')}.png"))
+    context.close()
+    assert outside == [] and [text for text in violations if REDOC_LOGO not in text] == []

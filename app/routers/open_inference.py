@@ -17,7 +17,7 @@ from app.dataplane import PREDICTION_IDS, parse_version
 from app.deps import DataPlaneDep, SettingsDep
 from app.disconnects import unless_disconnected
 from app.errors import protocol_answer
-from app.parsing import ascii_integer
+from app.parsing import ascii_integer, receive_json_body
 from app.protocols import open_inference as oip
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
@@ -98,9 +98,10 @@ async def infer(
         number = parse_version(version)
         dataplane.resolve(name, number)  # An unknown model is a 404 before its body is read.
         header_length = _header_length(request.headers.get(HEADER_LENGTH))
-        parsed = oip.parse_request(
-            await request.body(), header_length, settings.max_infer_batch, settings.max_json_values
+        body = await receive_json_body(
+            request.stream(), "the inference header", settings.max_json_values, header_length
         )
+        parsed = oip.parse_request(body, header_length, settings.max_infer_batch, settings.max_json_values)
         images = parsed.pixels if parsed.pixels is not None else parsed.files or []
         answer = await unless_disconnected(request, dataplane.infer(images, name, number, endpoint="v2"))
         values = oip.output_tensors(answer.probabilities, answer.ood_scores, answer.in_distribution)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 
 from app.dataplane import Inference
-from app.decoding import ImageError
+from app.decoding import ImageError, PixelBudget
 from app.deps import DataPlaneDep, LabelQuery, SettingsDep, VersionQuery
 from app.disconnects import unless_disconnected
 from app.errors import InvalidRequest, status_for
@@ -69,8 +69,9 @@ async def predict_batch(
     if len(files) > settings.max_batch_files:
         raise InvalidRequest(f"{len(files)} files sent; at most {settings.max_batch_files} per request")
     name, number = dataplane.resolve(model, version, label)  # An unknown model is a 404 before any decoding.
+    budget = dataplane.decoder.budget()
     decoded = await unless_disconnected(
-        request, asyncio.gather(*(_decode(upload, dataplane.decoder) for upload in files))
+        request, asyncio.gather(*(_decode(upload, dataplane.decoder, budget) for upload in files))
     )
     images = [item for item in decoded if isinstance(item, np.ndarray)]
     # One call, so the micro-batcher runs the good images together, as one forward pass.
@@ -96,10 +97,10 @@ def _json(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-async def _decode(upload: UploadFile, decoder: Decoder) -> np.ndarray | BatchItem:
-    """The file's pixels, or its error entry."""
+async def _decode(upload: UploadFile, decoder: Decoder, budget: PixelBudget) -> np.ndarray | BatchItem:
+    """The file's pixels, or its error entry (also for a file past the request's pixel budget)."""
     try:
-        return await decoder.decode(await upload.read())
+        return await decoder.decode(await upload.read(), budget)
     except ImageError as error:
         return BatchItem(filename=upload.filename, error=str(error), status=status_for(error))
 

@@ -16,7 +16,7 @@ from app.dataplane import PREDICTION_IDS, parse_version
 from app.deps import DataPlaneDep, RegistryDep, SettingsDep
 from app.disconnects import unless_disconnected
 from app.errors import InvalidRequest, ModelNotFound, protocol_answer
-from app.parsing import load_json
+from app.parsing import load_json, receive_json_body
 from app.protocols import tf_serving
 from app.protocols.open_inference import TensorError, output_tensors
 from app.registry import LoadState, ModelRegistry
@@ -56,7 +56,8 @@ async def predict(
         number = parse_version(version)
         dataplane.resolve(name, number, label)  # An unknown model is a 404 before its body is read.
         try:
-            body = load_json(await request.body(), "the request body", settings.max_json_values)
+            received = await receive_json_body(request.stream(), "the request body", settings.max_json_values)
+            body = load_json(received, "the request body", settings.max_json_values)
         except InvalidRequest as error:
             raise TensorError(str(error)) from error
         images, row = tf_serving.parse_predict(body, settings.max_infer_batch)

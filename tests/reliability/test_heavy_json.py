@@ -1,11 +1,15 @@
-"""Heavy JSON bodies cannot hold the event loop: over MAX_JSON_VALUES they get a 413 without being parsed,
-and the service keeps answering everyone else meanwhile."""
+"""Heavy JSON bodies cannot hold the event loop: each is refused with a 413 as soon as its first ~750 KB
+pass MAX_JSON_VALUES (never parsed; the connection closed rather than the rest read), and the service
+keeps answering everyone else meanwhile."""
 
 from __future__ import annotations
 
+import json
 import statistics
-import threading
+import subprocess
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -19,28 +23,40 @@ pytestmark = pytest.mark.reliability
 HEAVY = b'{"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 32, 32, 3], "data": [' + b"[]," * 3_300_000
 HEAVY += b"[]]}]}"
 HEAVY_V1 = b'{"instances": [' + b"[]," * 3_300_000 + b"[]]}"
+CLIENTS = 8
+# The flooding clients run in a process of their own, as they would on other machines: in the test's
+# process their eight threads would hold its GIL and delay the probe itself, not the service.
+FLOOD = """
+import json, sys, threading, time
+from collections import Counter
+import httpx
+from tests.reliability.test_heavy_json import CLIENTS, HEAVY, HEAVY_V1
+url, seconds = sys.argv[1], float(sys.argv[2])
+statuses = Counter()
+def flood(path, body):
+    with httpx.Client(timeout=60) as client:
+        while time.monotonic() < deadline:
+            try:
+                statuses[client.post(url + path, content=body).status_code] += 1
+            except httpx.HTTPError as error:  # A reset connection, a lost answer: counted, and the test fails.
+                statuses[type(error).__name__] += 1
+deadline = time.monotonic() + seconds
+targets = [("/v2/models/model_1/infer", HEAVY), ("/v1/models/model_1:predict", HEAVY_V1)]
+threads = [threading.Thread(target=flood, args=targets[i % 2]) for i in range(CLIENTS)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps(statuses))
+"""
 
 
 def test_heavy_json_gets_413_unparsed_and_health_stays_fast(tiny_store: Path, tmp_path: Path) -> None:
     with server_process(tiny_store, tmp_path / "server.log") as server:
-        stop = threading.Event()
-        statuses: list[int] = []
-
-        def flood(path: str, body: bytes) -> None:
-            with httpx.Client(timeout=60) as client:
-                while not stop.is_set():
-                    statuses.append(client.post(f"{server.url}{path}", content=body).status_code)
-
-        clients = [
-            threading.Thread(
-                target=flood,
-                args=("/v2/models/model_1/infer", HEAVY) if i % 2 else ("/v1/models/model_1:predict", HEAVY_V1),
-            )
-            for i in range(8)
-        ]
-        for thread in clients:
-            thread.start()
-        time.sleep(1)
+        flood = subprocess.Popen(
+            [sys.executable, "-c", FLOOD, server.url, "9"], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+        )
+        time.sleep(1.5)
         latencies = []
         with httpx.Client(timeout=30) as probe:
             for _ in range(100):
@@ -48,13 +64,13 @@ def test_heavy_json_gets_413_unparsed_and_health_stays_fast(tiny_store: Path, tm
                 assert probe.get(f"{server.url}/healthz").status_code == 200
                 latencies.append(time.perf_counter() - started)
                 time.sleep(0.05)
-        stop.set()
-        for thread in clients:
-            thread.join(timeout=60)
+        output, _ = flood.communicate(timeout=120)
+    statuses = Counter(json.loads(output))
     p99 = statistics.quantiles(latencies, n=100)[98]
     p50 = statistics.median(latencies)
-    print(f"/healthz under 8 heavy-JSON clients: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
-    assert statuses and set(statuses) == {413}, set(statuses)
-    # Before the cap, parsing them held the loop for seconds (3.85 s with four clients). What is left is the
-    # cost of receiving 80 MB/s on two shared cores: p99 58-250 ms here, so the bound has room for CI.
-    assert p99 < 1.0, f"/healthz p99 {p99 * 1000:.0f} ms while heavy JSON arrives"
+    print(f"/healthz under {CLIENTS} heavy-JSON clients: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {statuses}")
+    assert statuses and set(statuses) == {"413"}, statuses
+    # Before the cap, parsing them held the loop for seconds (3.85 s with four clients); reading every body
+    # before refusing it, p99 100-250 ms. Now 41-45 ms here, on two cores shared with the clients (the
+    # goal: 50 ms); the bound leaves a busier CI machine room and still fails the read-it-all code.
+    assert p99 < 0.25, f"/healthz p99 {p99 * 1000:.0f} ms while heavy JSON arrives"

@@ -38,3 +38,12 @@ def stateless_seed(value: int) -> Any:
     import tensorflow as tf
 
     return tf.constant([value, 1], tf.int64)
+
+
+def photo_sized_png() -> bytes:
+    """5000 x 5000 pixels (the 25 MP limit) that compress to a third of a megabyte."""
+    ramp = np.linspace(0, 255, 5000, dtype=np.float32)
+    pixels = np.repeat((np.add.outer(ramp, ramp) / 2 % 256).astype(np.uint8)[..., None], 3, axis=2)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=9)
+    return buffer.getvalue()
