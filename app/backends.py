@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from training.core import openvino_runtime
-from training.core.artifacts import CompiledIR, Quantization
 from training.core.preprocessing import probe_images
+from training.core.records import CompiledIR, Quantization
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.backends import Backend, BackendOptions, Int8Model, IRModel, Predict, VersionRuntimes, compile_version
-from training.core import artifacts
+from training.core import artifacts, records
 from training.core.classes import NUM_CLASSES
 from training.core.novelty import threshold
 from training.core.preprocessing import INPUT_SHAPE
@@ -74,12 +74,12 @@ def load_servable(folder: Path, options: BackendOptions) -> Servable:
     warm_up = compiled.predict(np.zeros((1, *INPUT_SHAPE), np.uint8))  # Before traffic arrives.
     width = NUM_CLASSES + (metadata.novelty is not None)
     if warm_up.shape != (1, width):
-        raise artifacts.InvalidArtifact(f"the model answers {warm_up.shape[1:]} values per image; expected {width}")
+        raise records.InvalidArtifact(f"the model answers {warm_up.shape[1:]} values per image; expected {width}")
     novelty = novelty_threshold(metadata, compiled.backend, options.novelty_quantile)
     return Servable(artifact, compiled.predict, compiled.backend, compiled.refused, novelty)
 
 
-def novelty_threshold(metadata: artifacts.Metadata, backend: Backend, quantile: float) -> Novelty:
+def novelty_threshold(metadata: records.Metadata, backend: Backend, quantile: float) -> Novelty:
     """The threshold at `quantile` of the hold-out scores of the graph that serves: int8's own, or
     TensorFlow's (which the fp32 IR reproduces)."""
     if metadata.novelty is None:
@@ -90,13 +90,13 @@ def novelty_threshold(metadata: artifacts.Metadata, backend: Backend, quantile: 
     return Novelty(threshold=threshold(scores, quantile), quantile=quantile)
 
 
-def _tensorflow_forward(folder: Path, metadata: artifacts.Metadata, threads: int) -> Predict:
+def _tensorflow_forward(folder: Path, metadata: records.Metadata, threads: int) -> Predict:
     """The version's forward pass on TensorFlow (the reference), imported here on first use only."""
     try:
         configure_tensorflow(threads)
         from training.core.forward import forward_for
     except ImportError as error:  # The serving image: OpenVINO only.
-        raise artifacts.InvalidArtifact(
+        raise records.InvalidArtifact(
             f"no OpenVINO IR serves this version and TensorFlow is not installed ({error.name}); "
             "`python -m training export NAME` adds the IR"
         ) from error

@@ -41,7 +41,7 @@ from app.batching import MicroBatcher
 from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady
 from app.inference import NO_STATISTICS, Loader, Novelty, make_loader
-from training.core import artifacts, policy
+from training.core import artifacts, policy, records
 from training.core import runs as run_store
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class VersionState:
     version: int
     state: LoadState
     error: str | None = None
-    metadata: artifacts.Metadata | None = None
+    metadata: records.Metadata | None = None
     files: tuple[tuple[str, int, int], ...] = ()  # A failed version is retried when these change.
     backend: Backend | None = None  # The runtime serving it, once available.
     refused: dict[str, str] = field(default_factory=dict)  # Faster backends that did not pass, and why.
@@ -125,7 +125,7 @@ class LoadedModel:
         return self.artifact.version
 
     @property
-    def metadata(self) -> artifacts.Metadata:
+    def metadata(self) -> records.Metadata:
         return self.artifact.metadata
 
     @property
@@ -306,7 +306,7 @@ class ModelRegistry:
         wanted = policy.wanted(versions)
         states = self._states.setdefault(name, {})
         for version in versions:
-            folder = self.settings.models_dir / name / str(version)
+            folder = artifacts.version_path(self.settings.models_dir, name, version)
             if version not in wanted:
                 states[version] = VersionState(
                     version, LoadState.UNLOADED, error=f"not in the serving policy ({policy.load})"
@@ -363,7 +363,7 @@ class ModelRegistry:
                 if record is None:
                     try:
                         record = run_store.load_run(self.settings.models_dir, name, group, seed)
-                    except artifacts.InvalidArtifact as error:
+                    except records.InvalidArtifact as error:
                         logger.warning("run %s/%s/%s is unreadable: %s", name, group, seed, error)
                         continue
                 groups.setdefault(group, []).append(record)
@@ -382,7 +382,7 @@ class ModelRegistry:
         labels, as TF Serving keeps its last good configuration), or the default one if none was valid yet."""
         try:
             found = policy.load_policy(self.settings.models_dir, name) or policy.ServingPolicy()
-        except artifacts.InvalidArtifact as error:  # Reported in GET /models.
+        except records.InvalidArtifact as error:  # Reported in GET /models.
             if name in self._valid_policies:
                 kept, since = self._valid_policies[name]
                 return kept, f"{error}; keeping the last valid policy from {since}"
@@ -414,7 +414,7 @@ class ModelRegistry:
     async def _load(self, name: str, version: int) -> LoadedModel:
         states = self._states[name]
         states[version] = replace(states[version], state=LoadState.LOADING)
-        folder = self.settings.models_dir / name / str(version)
+        folder = artifacts.version_path(self.settings.models_dir, name, version)
         files = artifacts.signature(folder)
         try:
             servable = await asyncio.get_running_loop().run_in_executor(self._load_executor, self._loader, folder)

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.core.artifacts import Metrics, Summary
 from training.core.classes import CLASS_NAMES
 from training.core.policy import ServingPolicy
+from training.core.records import Metrics, Summary
 
 
 class ErrorResponse(BaseModel):

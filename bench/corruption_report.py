@@ -30,8 +30,8 @@ from app.config import Settings  # noqa: E402
 from app.inference import load_servable  # noqa: E402
 from bench import machine  # noqa: E402
 from training import augment, calibration, robustness  # noqa: E402
-from training.core.artifacts import CorruptionReport  # noqa: E402
 from training.core.novelty import split_rows  # noqa: E402
+from training.core.records import CorruptionReport  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
 
 BATCH = 500

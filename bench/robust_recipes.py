@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import machine  # noqa: E402
-from training.core import artifacts, runs  # noqa: E402
+from training.core import records, runs  # noqa: E402
 from training.train import TrainOptions, train  # noqa: E402
 
 NAME = "whitened_convnet"
@@ -60,13 +60,13 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-def recorded(store: Path, recipe: str) -> artifacts.Metrics | None:
+def recorded(store: Path, recipe: str) -> records.Metrics | None:
     if 0 not in runs.list_runs(store, NAME).get(recipe, []):
         return None
     return runs.load_run(store, NAME, recipe, 0).metrics
 
 
-def row(recipe: str, metrics: artifacts.Metrics) -> str:
+def row(recipe: str, metrics: records.Metrics) -> str:
     report = metrics.corruption
     assert report is not None and metrics.robustness is not None and metrics.probability_scores is not None
     return (

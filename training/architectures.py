@@ -16,9 +16,9 @@ import numpy as np
 from keras import layers
 
 from training import whitened_convnet
-from training.core.artifacts import Reference
 from training.core.classes import NUM_CLASSES
 from training.core.preprocessing import INPUT_SHAPE, Scaling, TestTimeAugmentation
+from training.core.records import Reference
 from training.recipes import LrSchedule, Optimizer, Recipe
 
 

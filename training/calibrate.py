@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from training import augment, reports
-from training.core import artifacts
+from training.core import artifacts, records
 from training.core.preprocessing import TestTimeAugmentation
 from training.data import Cifar10, DatasetError, array_sha256, load_cifar10
 from training.evaluation import evaluate
@@ -73,7 +73,7 @@ def calibrate_version(
     )
     new_metadata = metadata.model_copy(
         update={
-            "format_version": artifacts.FORMAT_VERSION,
+            "format_version": records.FORMAT_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "test_accuracy": evaluation.served.test_accuracy,
             "temperature": evaluation.temperature,

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from training.core.artifacts import ProbabilityScores
 from training.core.preprocessing import TtaAverage
+from training.core.records import ProbabilityScores
 
 ECE_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)

@@ -265,7 +265,8 @@ def _repeat(args: argparse.Namespace) -> int:
 
 
 def _export(models_dir: Path, name: str, version: int | None, which: str = "all") -> int:
-    from training.core.artifacts import ArtifactNotFound, InvalidArtifact, list_versions, version_dir
+    from training.core.artifacts import ArtifactNotFound, list_versions, version_dir
+    from training.core.records import InvalidArtifact
     from training.export import FORMATS, export_version
 
     try:
@@ -285,7 +286,7 @@ def _export(models_dir: Path, name: str, version: int | None, which: str = "all"
 def _serve_policy(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from training.core.artifacts import InvalidArtifact
+    from training.core.records import InvalidArtifact
 
     try:
         print(policy_cli.run(args))
@@ -297,7 +298,7 @@ def _serve_policy(args: argparse.Namespace) -> int:
 
 def _calibrate(source: Path, models_dir: Path, data: Path | None, tta: str | None, fit_on_damaged: bool) -> int:
     from training.calibrate import calibrate_version
-    from training.core.artifacts import InvalidArtifact
+    from training.core.records import InvalidArtifact
 
     try:
         chosen_tta = TestTimeAugmentation(tta) if tta else None
@@ -310,7 +311,8 @@ def _calibrate(source: Path, models_dir: Path, data: Path | None, tta: str | Non
 
 
 def _quantize(source: Path, models_dir: Path, data: Path | None) -> int:
-    from training.core.artifacts import InvalidArtifact, load_artifact
+    from training.core.artifacts import load_artifact
+    from training.core.records import InvalidArtifact
     from training.quantize import quantize_version
 
     try:
@@ -329,7 +331,8 @@ def _quantize(source: Path, models_dir: Path, data: Path | None) -> int:
 
 
 def _novelty(source: Path, models_dir: Path, data: Path | None, quantile: float) -> int:
-    from training.core.artifacts import InvalidArtifact, load_artifact
+    from training.core.artifacts import load_artifact
+    from training.core.records import InvalidArtifact
     from training.novelty import add_novelty
 
     try:

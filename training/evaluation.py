@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from training import augment, calibration, robustness
-from training.core.artifacts import CalibrationReport, CalibrationSplit, CorruptionReport, ProbabilityScores
 from training.core.forward import make_forward, predict_in_batches, view_logits
 from training.core.preprocessing import Scaling, TestTimeAugmentation, TtaAverage
+from training.core.records import CalibrationReport, CalibrationSplit, CorruptionReport, ProbabilityScores
 from training.data import Cifar10, calibration_split
 
 Curve = list[tuple[float, float, int]]

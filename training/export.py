@@ -9,7 +9,7 @@
   export.
 - OpenVINO IR of the same procedure (`openvino/`, fp32), held to TensorFlow on the probe
   batch here, where TensorFlow is at hand, with TensorFlow's answers and both runtimes'
-  latency recorded beside it (`artifacts.CompiledIR`). The service serves it without
+  latency recorded beside it (`records.CompiledIR`). The service serves it without
   importing TensorFlow, checking it against those answers at load (app/backends.py).
 
 `python -m training export` adds whichever is missing to versions published before.
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from training.core import artifacts, openvino_runtime
+from training.core import artifacts, openvino_runtime, records
 from training.core.classes import NUM_CLASSES
 from training.core.forward import Forward, forward_for
 from training.core.novelty import NoveltyStatistics
@@ -42,7 +42,7 @@ TIMED_BATCHES = (1, 16, 32)  # Batch sizes whose latency is recorded (the micro-
 
 
 def write_exports(
-    model: Any, metadata: artifacts.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
+    model: Any, metadata: records.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
 ) -> None:
     """Every compiled copy of the version into `folder` (a version or its staging folder); with the
     version's novelty statistics, each answers the score too."""
@@ -51,7 +51,7 @@ def write_exports(
 
 
 def write_saved_model(
-    model: Any, metadata: artifacts.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
+    model: Any, metadata: records.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
 ) -> None:
     """Export `model` as `metadata` says it is served, into `folder` (a version or its staging folder)."""
     forward = forward_for(model, metadata, novelty)
@@ -81,8 +81,8 @@ def write_saved_model(
 
 
 def write_ir(
-    model: Any, metadata: artifacts.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
-) -> artifacts.CompiledIR | None:
+    model: Any, metadata: records.Metadata, folder: Path, novelty: NoveltyStatistics | None = None
+) -> records.CompiledIR | None:
     """Convert the served procedure to OpenVINO IR and write it with its record, if it agrees with
     TensorFlow; returns the record, or None (and says why on stderr) when it cannot be used: the
     version then serves on TensorFlow, as before."""
@@ -99,7 +99,7 @@ def write_ir(
     if not difference <= PARITY_TOLERANCE:  # Written so that NaN is refused too.
         print(f"warning: no OpenVINO IR: it differs from TensorFlow by {difference:.2e}", file=sys.stderr)
         return None
-    record = artifacts.CompiledIR(
+    record = records.CompiledIR(
         runtime=openvino_runtime.runtime_version(),
         max_difference=difference,
         tolerance=PARITY_TOLERANCE,

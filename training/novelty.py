@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from training import augment
 from training.calibrate import load_holdout
-from training.core import artifacts
+from training.core import artifacts, records
 from training.core.forward import channel_statistics, forward_for, logits_model, predict_in_batches
 from training.core.novelty import (
     DEFAULT_QUANTILE,
@@ -116,7 +116,7 @@ def add_novelty(
     _, scores = split_rows(predict_in_batches(forward_for(model, metadata, statistics), dataset.x_train[held_out]))
     assert scores is not None
     payload = statistics_bytes(statistics)
-    novelty = artifacts.Novelty(
+    novelty = records.Novelty(
         method=METHOD,
         layers=statistics.layer_names,
         statistics_sha256=hashlib.sha256(payload).hexdigest(),
@@ -129,7 +129,7 @@ def add_novelty(
     )
     new_metadata = metadata.model_copy(
         update={
-            "format_version": artifacts.FORMAT_VERSION,
+            "format_version": records.FORMAT_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "description": f"{metadata.description} With a novelty score (from v{artifact.version}).",
             "novelty": novelty,

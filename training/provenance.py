@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from training.core.artifacts import DatasetFingerprint
+from training.core.records import DatasetFingerprint
 from training.data import Cifar10, array_sha256
 from training.recipes import Recipe
 

@@ -21,11 +21,11 @@ import numpy as np
 from training import augment, calibration, robustness
 from training.calibrate import load_holdout
 from training.core import artifacts, openvino_runtime
-from training.core.artifacts import Quantization
 from training.core.forward import NOVELTY_SCOPE, forward_for, predict_in_batches
 from training.core.novelty import STATISTICS_FILE, split_rows
 from training.core.openvino_runtime import Predict
 from training.core.preprocessing import probe_images
+from training.core.records import Quantization
 from training.data import Cifar10, calibration_split
 from training.evaluation import split_record
 from training.export import write_exports

@@ -19,8 +19,8 @@ matplotlib.use("Agg")  # Files only; no display on servers or in containers.
 import matplotlib.pyplot as plt
 import tensorflow as tf
 
-from training.core import artifacts
-from training.core.artifacts import LayerRow, Metadata, Metrics, Summary
+from training.core import artifacts, records
+from training.core.records import LayerRow, Metadata, Metrics, Summary
 from training.evaluation import Evaluation
 from training.provenance import RunDescription
 
@@ -54,7 +54,7 @@ def build_metrics(
     environment: dict[str, str],
     history: list[dict[str, int | float]],
     evaluation: Evaluation,
-    reference: artifacts.Reference | None,
+    reference: records.Reference | None,
 ) -> Metrics:
     train_seconds = sum(row["train_seconds"] for row in history)
     single_view = evaluation.single_view

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from training import calibration, corruptions
-from training.core.artifacts import CorruptionReport
+from training.core.records import CorruptionReport
 from training.corruptions import jpeg
 
 CORRUPTION_IMAGES = 1000  # Test images per corruption and severity: 90,000 predictions in all.

@@ -22,7 +22,7 @@ from training import augment, checkpoints, distributed, reports
 from training.architectures import Architecture, get_architecture
 from training.callbacks import EpochTimer, InterruptBetweenBatches, Lookahead
 from training.core import artifacts, runs
-from training.core.artifacts import Metrics, Summary
+from training.core.records import Metrics, Summary
 from training.data import Cifar10, calibration_split, load_cifar10
 from training.evaluation import Evaluation, evaluate
 from training.export import write_exports

@@ -25,7 +25,7 @@ from app.schemas import (
     VersionMetrics,
     VersionStatus,
 )
-from training.core import artifacts
+from training.core import artifacts, records
 
 router = APIRouter(prefix="/models", tags=["models"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -60,10 +60,10 @@ def compare(
     return compare_models(registry, wanted)
 
 
-@router.get("/{name}", response_model=artifacts.Metadata, responses=ERRORS)
+@router.get("/{name}", response_model=records.Metadata, responses=ERRORS)
 def read_model(
     name: str, registry: RegistryDep, version: VersionQuery = None, label: LabelQuery = None
-) -> artifacts.Metadata:
+) -> records.Metadata:
     """metadata.json of a version: input shape, scaling, classes, accuracy, creation time."""
     return registry.artifact(name, version, label).metadata
 

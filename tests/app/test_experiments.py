@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.experiments import analyse
-from training.core import artifacts, runs
+from training.core import records, runs
 
 
 def _run(
@@ -16,7 +16,7 @@ def _run(
         {"epoch": epoch, "val_accuracy": accuracy * epoch / epochs, "train_seconds": seconds_per_epoch}
         for epoch in range(1, epochs + 1)
     ]
-    metrics = artifacts.Metrics(
+    metrics = records.Metrics(
         architecture="m",
         history=history,
         test_accuracy=accuracy,
@@ -31,15 +31,13 @@ def _run(
         seconds_per_epoch=seconds_per_epoch,
         images_per_second=1.0,
         hyperparameters={"seed": seed},
-        dataset=artifacts.DatasetFingerprint(source="s", x_train_sha256="a", x_test_sha256="b", labels_sha256="c"),
+        dataset=records.DatasetFingerprint(source="s", x_train_sha256="a", x_test_sha256="b", labels_sha256="c"),
         environment={},
-        reference=artifacts.Reference(
+        reference=records.Reference(
             test_accuracy=tutorial, epochs=15 if tutorial > 0.6 else 5, seconds_per_epoch=1, hardware="", source=""
         ),
     )
-    summary = artifacts.Summary(
-        model="m", layers=[], total_params=1, trainable_params=1, non_trainable_params=0, text=""
-    )
+    summary = records.Summary(model="m", layers=[], total_params=1, trainable_params=1, non_trainable_params=0, text="")
     return runs.RunRecord(group, seed, summary, metrics)
 
 

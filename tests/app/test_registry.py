@@ -20,7 +20,7 @@ from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady
 from app.inference import Servable
 from app.registry import LoadState, ModelRegistry
-from training.core import artifacts, policy
+from training.core import artifacts, policy, records
 from training.core.classes import CLASS_NAMES
 from training.core.preprocessing import Scaling
 
@@ -39,7 +39,7 @@ class FakeLoader:
         self.loads.append(folder)
         time.sleep(self.delay)
         if folder in self.broken:
-            raise artifacts.InvalidArtifact("missing model.keras")
+            raise records.InvalidArtifact("missing model.keras")
         artifact = self.read(folder)
         version = artifact.version
 
@@ -52,7 +52,7 @@ class FakeLoader:
         version = int(folder.name)
         accuracy = {"good": 0.9, "fair": 0.6}.get(folder.parent.name, 0.5) + version / 1000
         accuracy = self.accuracies.get(version, accuracy)
-        metadata = artifacts.Metadata(
+        metadata = records.Metadata(
             name=folder.parent.name,
             version=version,
             architecture=folder.parent.name,

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tests.utils.data import COMMITTED_MODELS, TINY_HOLDOUT, real_archive_or_skip
 from training import augment, whitened_convnet
-from training.core import artifacts
+from training.core import artifacts, records
 from training.core.forward import forward_for, make_forward
 from training.core.novelty import STATISTICS_FILE, load_statistics, split_rows, statistics_bytes, threshold
 from training.core.preprocessing import Scaling, scale_images
@@ -138,7 +138,7 @@ def test_a_scored_version_keeps_its_source_and_records_the_statistics(scored: Pa
     new, old = artifacts.load_artifact(scored), artifacts.load_artifact(scored.parent / "1")
     novelty = new.metadata.novelty
     assert novelty is not None and old.metadata.novelty is None
-    assert new.metadata.format_version == artifacts.FORMAT_VERSION == 3
+    assert new.metadata.format_version == records.FORMAT_VERSION == 3
     assert new.metrics == old.metrics and new.metadata.test_accuracy == old.metadata.test_accuracy
     assert novelty.statistics_sha256 == hashlib.sha256((scored / STATISTICS_FILE).read_bytes()).hexdigest()
     assert novelty.layers == novelty_layers(artifacts.load_keras_model(scored))
@@ -200,7 +200,7 @@ def test_a_tampered_statistics_file_is_refused(scored: Path, tmp_path: Path) -> 
     payload = bytearray((copy / STATISTICS_FILE).read_bytes())
     payload[-10] ^= 0xFF
     (copy / STATISTICS_FILE).write_bytes(bytes(payload))
-    with pytest.raises(artifacts.InvalidArtifact, match="checksum"):
+    with pytest.raises(records.InvalidArtifact, match="checksum"):
         artifacts.load_novelty_statistics(copy, artifacts.load_artifact(copy).metadata)
 
 

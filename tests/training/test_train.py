@@ -13,7 +13,7 @@ import pytest
 from tests.utils.data import CLASS_NAMES
 from training.architectures import get_architecture
 from training.calibrate import calibrate_version
-from training.core import artifacts
+from training.core import artifacts, records
 from training.core.forward import forward_for, make_forward
 from training.core.preprocessing import TestTimeAugmentation, TtaAverage
 from training.data import calibration_split, load_cifar10
@@ -132,7 +132,7 @@ def calibrated_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFact
 def test_a_calibrated_run_records_its_temperature_split_and_reports(calibrated_store: Path) -> None:
     artifact = artifacts.load_artifact(calibrated_store / "model_1" / "1")
     report = artifact.metrics.calibration
-    assert report is not None and artifact.metadata.format_version == artifacts.FORMAT_VERSION
+    assert report is not None and artifact.metadata.format_version == records.FORMAT_VERSION
     assert artifact.metadata.temperature == report.temperature > 0
     assert artifact.metadata.tta_average == report.tta_average
     assert set(report.alternatives) == {average.value for average in TtaAverage}

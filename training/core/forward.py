@@ -77,7 +77,7 @@ def make_forward(
 
 
 def forward_for(model: Any, metadata: Any, novelty: NoveltyStatistics | None = None) -> Forward:
-    """The forward pass a version's metadata (`artifacts.Metadata`) describes: the one way to build it.
+    """The forward pass a version's metadata (`records.Metadata`) describes: the one way to build it.
     With the version's novelty statistics it answers the score too (the served graph)."""
     return make_forward(
         model, metadata.scaling, metadata.test_time_augmentation, metadata.temperature, metadata.tta_average, novelty

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import ConfigDict, Field, field_validator
 
-from training.core.artifacts import Record, is_valid_name, read_record
+from training.core.artifacts import is_valid_name, model_path
+from training.core.records import Record, read_record
 from training.core.staging import staged_file
 
 POLICY_FILE = "serving.json"
@@ -63,7 +64,7 @@ class ServingPolicy(Record):
 
 def load_policy(models_dir: Path, name: str) -> ServingPolicy | None:
     """The model's serving.json, or None without one; raises InvalidArtifact if it is invalid."""
-    path = models_dir / name / POLICY_FILE
+    path = model_path(models_dir, name) / POLICY_FILE
     if not path.exists():
         return None
     return read_record(path.parent, POLICY_FILE, ServingPolicy)
@@ -73,7 +74,7 @@ def save_policy(models_dir: Path, name: str, policy: ServingPolicy) -> Path:
     """Write serving.json atomically: a temporary file, then one rename, so a reader never sees half."""
     if not is_valid_name(name):
         raise ValueError(f"invalid model name {name!r}")
-    path = models_dir / name / POLICY_FILE
+    path = model_path(models_dir, name) / POLICY_FILE
     with staged_file(path) as temporary:
         temporary.write_text(policy.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return path

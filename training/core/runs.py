@@ -9,15 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.core.artifacts import (
-    METRICS_FILE,
-    SUMMARY_FILE,
-    Metrics,
-    Summary,
-    is_valid_name,
-    read_record,
-    write_record,
-)
+from training.core.artifacts import METRICS_FILE, SUMMARY_FILE, is_valid_name, model_path, write_record
+from training.core.records import Metrics, Summary, read_record
 from training.core.staging import staged_dir
 
 RUNS_DIR = "runs"
@@ -36,7 +29,7 @@ class RunRecord:
 
 def list_runs(models_dir: Path, name: str) -> dict[str, list[int]]:
     """Run groups of a model and the seeds recorded in each."""
-    folder = models_dir / name / RUNS_DIR
+    folder = model_path(models_dir, name) / RUNS_DIR
     if not is_valid_name(name) or not folder.is_dir():
         return {}
     groups = {}
@@ -49,11 +42,11 @@ def list_runs(models_dir: Path, name: str) -> dict[str, list[int]]:
 
 def checkpoint_dir(models_dir: Path, name: str, group: str, seed: int) -> Path:
     """Per-epoch backups of one unfinished seed: its own folder, so that seeds can train side by side."""
-    return models_dir / name / RUNS_DIR / group / f"{CHECKPOINT_PREFIX}{seed}"
+    return model_path(models_dir, name) / RUNS_DIR / group / f"{CHECKPOINT_PREFIX}{seed}"
 
 
 def load_run(models_dir: Path, name: str, group: str, seed: int) -> RunRecord:
-    folder = models_dir / name / RUNS_DIR / group / str(seed)
+    folder = model_path(models_dir, name) / RUNS_DIR / group / str(seed)
     return RunRecord(
         group, seed, read_record(folder, SUMMARY_FILE, Summary), read_record(folder, METRICS_FILE, Metrics)
     )
@@ -63,7 +56,7 @@ def save_run(models_dir: Path, name: str, group: str, seed: int, summary: Summar
     """Record one seed of a run group atomically (staging folder, then one rename)."""
     if not (is_valid_name(name) and is_valid_name(group)):
         raise ValueError(f"invalid model or group name {name!r} / {group!r}")
-    folder = models_dir / name / RUNS_DIR / group
+    folder = model_path(models_dir, name) / RUNS_DIR / group
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / str(seed)
     with staged_dir(target, overwrite=False) as staging:  # A seed already recorded is never overwritten.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.utils.data import COMMITTED_MODELS
-from training.core import artifacts
+from training.core import artifacts, records
 from training.core.preprocessing import Scaling, TestTimeAugmentation
 
 
@@ -25,8 +25,8 @@ class FakeModel:
         Path(filepath).write_bytes(b"weights")
 
 
-def _records() -> tuple[artifacts.Metadata, artifacts.Summary, artifacts.Metrics]:
-    metadata = artifacts.Metadata(
+def _records() -> tuple[records.Metadata, records.Summary, records.Metrics]:
+    metadata = records.Metadata(
         name="m",
         architecture="m",
         description="a test model",
@@ -38,10 +38,10 @@ def _records() -> tuple[artifacts.Metadata, artifacts.Summary, artifacts.Metrics
         keras_version="3",
         tensorflow_version="2",
     )
-    summary = artifacts.Summary(
+    summary = records.Summary(
         model="m", layers=[], total_params=12, trainable_params=12, non_trainable_params=0, text=""
     )
-    metrics = artifacts.Metrics(
+    metrics = records.Metrics(
         architecture="m",
         history=[{"epoch": 1, "loss": 1.5}],
         test_accuracy=0.5,
@@ -56,7 +56,7 @@ def _records() -> tuple[artifacts.Metadata, artifacts.Summary, artifacts.Metrics
         seconds_per_epoch=2.0,
         images_per_second=10.0,
         hyperparameters={"seed": 0},
-        dataset=artifacts.DatasetFingerprint(source="s", x_train_sha256="a", x_test_sha256="b", labels_sha256="c"),
+        dataset=records.DatasetFingerprint(source="s", x_train_sha256="a", x_test_sha256="b", labels_sha256="c"),
         environment={"python": "3.11"},
     )
     return metadata, summary, metrics
@@ -121,7 +121,7 @@ def test_plots_must_be_the_formats_plots(tmp_path: Path) -> None:
 def test_invalid_versions_are_refused_with_the_reason(tmp_path: Path, damage, message: str) -> None:
     folder = _save(tmp_path)
     damage(folder)
-    with pytest.raises(artifacts.InvalidArtifact, match=message):
+    with pytest.raises(records.InvalidArtifact, match=message):
         artifacts.load_artifact(folder)
 
 
