@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import machine  # noqa: E402
 from bench import serve_throughput as serving  # noqa: E402
+from training.core import statistics  # noqa: E402
 from training.core.prediction_log import Prediction  # noqa: E402
 
 
@@ -58,17 +60,55 @@ def main() -> None:
         samples: dict[str, list[dict]] = {name: [] for name in urls}
         for round_ in range(args.rounds):
             for name in list(urls) if round_ % 2 == 0 else list(urls)[::-1]:
-                samples[name].append(serving._run_wrk(urls[name], request, args.concurrency, args.seconds))
+                before = _cpu_seconds(args.port + list(urls).index(name))
+                run = serving._run_wrk(urls[name], request, args.concurrency, args.seconds)
+                run["cpu_ms"] = (_cpu_seconds(args.port + list(urls).index(name)) - before) / run["requests"] * 1000
+                samples[name].append(run)
         print(f"\n/predict at c={args.concurrency}, {args.rounds} rounds of {args.seconds} s (mean; spread of req/s):")
         off = float(np.mean([run["rps"] for run in samples["off"]]))
         for name, runs in samples.items():
             rps, p99 = float(np.mean([r["rps"] for r in runs])), float(np.mean([r["p99_ms"] for r in runs]))
             spread = float(np.ptp([r["rps"] for r in runs]) / rps)
             print(f"  log {name:8} {rps:8.1f} req/s  p99 {p99:7.1f} ms  = {rps / off:.3f} of off  spread {spread:.1%}")
+        _paired_costs(samples)
         print(f"\nLong runs ({args.count_seconds} s at c={args.concurrency}): answers against rows")
         for name, url in logs.items():
             if url is not None:
                 _count(name, url, urls[name], bases[name], request, args)
+
+
+def _cpu_seconds(port: int) -> float:
+    """CPU time used so far by the server on `port` and by every PostgreSQL process (the database works for
+    the log on the same two cores): what one request costs the machine, beside what req/s says."""
+    pids = subprocess.run(["pgrep", "-f", f"uvicorn.*--port {port}"], capture_output=True, text=True).stdout.split()
+    pids += subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout.split()
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _paired_costs(samples: dict[str, list[dict]]) -> None:
+    """The cost as each round measured it (the logged cell against the one without, in the same round), with
+    a 95% t-interval over the rounds: the machine's drift between rounds cancels out of each pair. Both as
+    req/s lost (the machine saturated) and as CPU per request added (the server's and PostgreSQL's)."""
+    print("\nCost per round, paired with that round's cell without logging (mean, 95% interval over rounds):")
+    for name, runs in samples.items():
+        if name == "off":
+            continue
+        pairs = list(zip(runs, samples["off"], strict=True))
+        for what, costs in (
+            ("req/s lost", [1 - run["rps"] / off["rps"] for run, off in pairs]),
+            ("CPU added", [run["cpu_ms"] / off["cpu_ms"] - 1 for run, off in pairs]),
+        ):
+            cost = statistics.spread(costs)
+            interval = "" if cost.ci_low is None else f"  ({cost.ci_low:+.1%} to {cost.ci_high:+.1%})"
+            rounds = ", ".join(f"{c:+.1%}" for c in costs)
+            print(f"  log {name:8} {what:10} {cost.mean:+.1%}{interval}  rounds: {rounds}")
+    cpu = {name: float(np.mean([run["cpu_ms"] for run in runs])) for name, runs in samples.items()}
+    print("  CPU per request (server and PostgreSQL): " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items()))
 
 
 def _server(model: str, port: int, log_url: str | None) -> contextlib.AbstractContextManager[str]:

@@ -17,7 +17,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +36,8 @@ from training.core.prediction_log import Feedback, Prediction
 MIGRATIONS = Path(__file__).parent / "migrations"
 BATCH_ROWS = 500  # Most rows in one transaction.
 # A batch waits this long for more rows after its first: at hundreds of answers a second that makes one
-# transaction of dozens of rows instead of dozens of transactions, which is what costs a database its CPU.
+# transaction of dozens of rows instead of dozens of transactions, which is what costs a database its CPU,
+# and one wake-up of the writer thread instead of dozens.
 LINGER_SECONDS = 0.1
 WARN_EVERY_SECONDS = 60.0
 RETENTION_EVERY_SECONDS = 3600.0
@@ -138,7 +138,7 @@ class PredictionLog:
     # ---- the writer thread ---------------------------------------------------------------------
     def _write_forever(self) -> None:
         while True:
-            batch = list(self._next_batch())
+            batch = self._next_batch()
             if not batch:
                 continue
             records = [item for item in batch if item is not None]
@@ -154,21 +154,22 @@ class PredictionLog:
                 return
             self._apply_retention()
 
-    def _next_batch(self) -> Iterator[Record | None]:
+    def _next_batch(self) -> list[Record | None]:
+        """Wait for a first record, let more gather for LINGER_SECONDS, then take them all at once: this thread
+        wakes once per batch, not once per record (each wake-up takes the GIL from the serving threads: woken
+        per record, the log cost the default model 7-10% of its req/s at c=32)."""
         try:
-            item = self._queue.get(timeout=1.0)
+            batch = [self._queue.get(timeout=1.0)]
         except queue.Empty:
-            return
-        yield item
-        deadline = time.monotonic() + LINGER_SECONDS
-        for _ in range(BATCH_ROWS - 1):
-            if item is None:
-                return
+            return []
+        if batch[0] is not None and self._queue.qsize() < BATCH_ROWS - 1:
+            time.sleep(LINGER_SECONDS)
+        while len(batch) < BATCH_ROWS and batch[-1] is not None:
             try:
-                item = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
-                return
-            yield item
+                break
+        return batch
 
     def _insert(self, records: list[Record]) -> None:
         self._ensure_schema()
@@ -279,15 +280,29 @@ def _engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgres_settings)
     return engine
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:
-    """WAL lets readers (the report) run beside the writer; a busy file is waited for, not an error."""
+    """WAL lets readers (the report) run beside the writer; a busy file is waited for, not an error.
+    `synchronous=NORMAL` (SQLite's advice for WAL) syncs at checkpoints, not at every commit: a crash
+    of the service loses nothing committed, a power cut at most the last commits, never the file."""
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _postgres_settings(connection: Any, _: Any) -> None:
+    """The log's own sessions commit without waiting for the WAL flush (`synchronous_commit=off`): a crash
+    of the database server may lose its last fraction of a second of rows, never consistency; other
+    users of the same database keep their own setting. The writer's commits then cost the server less."""
+    cursor = connection.cursor()
+    cursor.execute("SET synchronous_commit = off")
     cursor.close()
 
 
