@@ -156,8 +156,8 @@ class PredictionLog:
 
     def _next_batch(self) -> list[Record | None]:
         """Wait for a first record, let more gather for LINGER_SECONDS, then take them all at once: this thread
-        wakes once per batch, not once per record (each wake-up takes the GIL from the serving threads: woken
-        per record, the log cost the default model 7-10% of its req/s at c=32)."""
+        wakes once per batch, not once per record, and each wake-up takes the GIL from the serving threads.
+        (Its cost is within this machine's noise either way: docs/benchmarks.md, the prediction log's cost.)"""
         try:
             batch = [self._queue.get(timeout=1.0)]
         except queue.Empty:
