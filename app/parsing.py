@@ -54,30 +54,24 @@ async def receive_json_body(
         received += chunk
         values += json_values(json_part)
         if values > max_values:
-            raise JsonTooLarge(_too_many_values(what, f"more than {max_values}", max_values))
+            raise JsonTooLarge(
+                f"{what} holds more than {max_values} JSON values (MAX_JSON_VALUES): send larger batches as "
+                "binary tensor data (Open Inference Protocol) or as base64 image files"
+            )
     return bytes(received)
 
 
-def _too_many_values(what: str, values: str, max_values: int) -> str:
-    return (
-        f"{what} holds {values} JSON values; at most {max_values} (MAX_JSON_VALUES): send larger "
-        "batches as binary tensor data (Open Inference Protocol) or as base64 image files"
-    )
-
-
-def load_json(data: bytes | memoryview, what: str, max_values: int) -> Any:
+def load_json(data: bytes | memoryview, what: str) -> Any:
     """Parse JSON, turning every way it can fail into an InvalidRequest naming `what` was sent.
 
     Parsing runs on the event loop and holds the GIL (a thread would not free the loop), and its
     time grows with the number of values, not of bytes: 250,000 values of the worst JSON
     (`[[],[],...]`) parse and convert in ~45 ms here, while a base64 photo of megabytes is one
-    value. So the values are capped (MAX_JSON_VALUES); larger batches of pixel lists belong in the
-    binary tensor extension, photos as base64 image files.
+    value. So the values are capped (MAX_JSON_VALUES) before this runs, by `receive_json_body` as
+    the body arrives; larger batches of pixel lists belong in the binary tensor extension, photos
+    as base64 image files.
     """
     data = bytes(data)
-    values = json_values(data)
-    if values > max_values:
-        raise JsonTooLarge(_too_many_values(what, f"about {values}", max_values))
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -99,14 +99,15 @@ class InferenceRequest:
         return len(self.pixels) if self.pixels is not None else len(self.files or [])
 
 
-def parse_request(body: bytes, header_length: int | None, max_batch: int, max_json_values: int) -> InferenceRequest:
-    """Parse an infer request body; `header_length` is Inference-Header-Content-Length (None without it)."""
+def parse_request(body: bytes, header_length: int | None, max_batch: int) -> InferenceRequest:
+    """Parse an infer request body; `header_length` is Inference-Header-Content-Length (None without it).
+    Its JSON header's size was capped as it arrived (`app.parsing.receive_json_body`)."""
     if header_length == 0:  # No JSON at all: the whole body is the one input's raw bytes.
         return InferenceRequest(_raw_pixels(body, max_batch), None, binary_default=True)
     split = len(body) if header_length is None else header_length
     if split < 0 or split > len(body):
         raise TensorError(f"Inference-Header-Content-Length {header_length} does not fit a {len(body)}-byte body")
-    header = _json_object(body[:split], max_json_values)
+    header = _json_object(body[:split])
     binary = memoryview(body)[split:]
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
@@ -120,9 +121,9 @@ def parse_request(body: bytes, header_length: int | None, max_batch: int, max_js
     return InferenceRequest(pixels, files, outputs, str(request_id) if request_id is not None else None, binary_default)
 
 
-def _json_object(data: bytes | memoryview, max_values: int) -> dict[str, Any]:
+def _json_object(data: bytes | memoryview) -> dict[str, Any]:
     try:
-        parsed = load_json(data, "the inference header", max_values)
+        parsed = load_json(data, "the inference header")
     except InvalidRequest as error:
         raise TensorError(str(error)) from error
     if not isinstance(parsed, dict):

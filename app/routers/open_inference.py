@@ -101,7 +101,7 @@ async def infer(
         body = await receive_json_body(
             request.stream(), "the inference header", settings.max_json_values, header_length
         )
-        parsed = oip.parse_request(body, header_length, settings.max_infer_batch, settings.max_json_values)
+        parsed = oip.parse_request(body, header_length, settings.max_infer_batch)
         images = parsed.pixels if parsed.pixels is not None else parsed.files or []
         answer = await unless_disconnected(request, dataplane.infer(images, name, number, endpoint="v2"))
         values = oip.output_tensors(answer.probabilities, answer.ood_scores, answer.in_distribution)

@@ -57,7 +57,7 @@ async def predict(
         dataplane.resolve(name, number, label)  # An unknown model is a 404 before its body is read.
         try:
             received = await receive_json_body(request.stream(), "the request body", settings.max_json_values)
-            body = load_json(received, "the request body", settings.max_json_values)
+            body = load_json(received, "the request body")
         except InvalidRequest as error:
             raise TensorError(str(error)) from error
         images, row = tf_serving.parse_predict(body, settings.max_infer_batch)
