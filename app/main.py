@@ -23,6 +23,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from app import __version__
+from app import metrics as app_metrics
 from app.config import Settings, get_settings
 from app.dataplane import DataPlane
 from app.errors import register_error_handlers
@@ -136,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def read_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
-    Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).instrument(app).expose(app, include_in_schema=False)
+    instrumentator = Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).add(app_metrics.HTTP)
+    instrumentator.instrument(app).expose(app, include_in_schema=False)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
     return app

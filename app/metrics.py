@@ -1,8 +1,17 @@
-"""Prometheus metrics beyond the per-endpoint ones prometheus-fastapi-instrumentator records."""
+"""The service's Prometheus metrics, created once per process (prometheus_client's registry is global)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_fastapi_instrumentator import metrics
+
+# Per endpoint: requests, latency and sizes (prometheus-fastapi-instrumentator's defaults). Created here,
+# once, and added to every app: `metrics.default()` called again by a second app in the same process
+# finds its names taken and returns None, and that app's requests would go uncounted.
+_http = metrics.default()
+if _http is None:  # Only if something else registered the same names first.
+    raise RuntimeError("the HTTP metrics are already registered in this process")
+HTTP = _http
 
 PREDICTIONS = Counter(
     "cifar_predictions_total",

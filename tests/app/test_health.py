@@ -8,6 +8,9 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests.utils.servers import running_client
+
+PREDICT_OK = 'http_requests_total{handler="/predict",method="POST",status="2xx"}'
 
 
 def test_healthz_is_alive(client: TestClient) -> None:
@@ -31,8 +34,22 @@ def test_readyz_is_503_with_an_empty_store(tmp_path: Path) -> None:
 def test_metrics_count_requests_latencies_and_predicted_classes(client: TestClient, png_bytes: bytes) -> None:
     prediction = client.post("/predict", files={"file": ("a.png", png_bytes)}).json()
     text = client.get("/metrics").text
-    assert 'http_requests_total{handler="/predict",method="POST",status="2xx"}' in text
+    assert PREDICT_OK in text
     assert "http_request_duration_seconds_bucket" in text
     assert f'cifar_predictions_total{{label="{prediction["class_name"]}",model="model_1",version="1"}}' in text
     assert 'cifar_predict_seconds_count{model="model_1",version="1"}' in text
     assert "cifar_batch_size_bucket" in text
+
+
+def test_every_app_in_a_process_counts_its_requests(tiny_store: Path, png_bytes: bytes) -> None:
+    """prometheus_client's registry is one per process: an app created after another (tests, an embedding)
+    must still count its requests, not find the names taken and count nothing."""
+
+    def predictions_counted(client: TestClient) -> float:
+        lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(PREDICT_OK)]
+        return float(lines[0].split()[-1]) if lines else 0.0
+
+    with running_client(tiny_store), running_client(tiny_store) as second:
+        before = predictions_counted(second)
+        assert second.post("/predict", files={"file": ("a.png", png_bytes)}).status_code == 200
+        assert predictions_counted(second) == before + 1
