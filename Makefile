@@ -33,8 +33,11 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
+# Two workers, a test file each at a time (files share their module fixtures); each worker builds the
+# session's fixture stores itself, so more workers than cores only repeats that work. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test-fast: install
-	$(PY) -m pytest -m "$(FAST)"
+	$(PY) -m pytest -m "$(FAST)" -n $(TEST_WORKERS) --dist loadfile
 
 test: lint test-fast
 	$(PY) -m pytest -m "(slow or browser) and not reliability"
