@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def read_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
-    instrumentator = Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).add(app_metrics.HTTP)
+    instrumentator = Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).add(*app_metrics.HTTP)
     instrumentator.instrument(app).expose(app, include_in_schema=False)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)

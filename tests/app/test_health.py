@@ -35,7 +35,9 @@ def test_metrics_count_requests_latencies_and_predicted_classes(client: TestClie
     prediction = client.post("/predict", files={"file": ("a.png", png_bytes)}).json()
     text = client.get("/metrics").text
     assert PREDICT_OK in text
-    assert "http_request_duration_seconds_bucket" in text
+    # Latency in buckets for a service that answers in milliseconds, not the library's 0.1 / 0.5 / 1 s.
+    assert 'http_request_duration_seconds_bucket{handler="/predict",le="0.005",method="POST"}' in text
+    assert "http_request_size_bytes" not in text  # Two observations per request, not the library's five.
     assert f'cifar_predictions_total{{label="{prediction["class_name"]}",model="model_1",version="1"}}' in text
     assert 'cifar_predict_seconds_count{model="model_1",version="1"}' in text
     assert "cifar_batch_size_bucket" in text
