@@ -6,9 +6,11 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.utils.data import TINY_HOLDOUT, write_tiny_cifar
 
@@ -40,14 +42,32 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setattr(data, "EXTRACT_CACHE", tmp_path_factory.getbasetemp() / "extract-cache")
 
 
+def built_once(name: str, build: Callable[[Path], object], factory: pytest.TempPathFactory) -> Path:
+    """A session's fixture store, trained by one process only: under pytest-xdist (`make test-fast`) the
+    workers share their base folder's parent, the first to take the lock builds, the others wait for it and
+    reuse it. The stores are read-only to tests (`store_copy` gives a writable copy)."""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    store, done = root / name, root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(store, ignore_errors=True)
+            store.mkdir()
+            build(store)
+            done.touch()
+    return store
+
+
 @pytest.fixture(scope="session")
 def tiny_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model store with model_1 trained for one epoch on the tiny data (version 1)."""
     from training.train import TrainOptions, train
 
-    store = tmp_path_factory.mktemp("store")
-    train(TrainOptions("model_1", models_dir=store, data=tiny_cifar_dir, epochs=1, verbose=0))
-    return store
+    def build(store: Path) -> None:
+        train(TrainOptions("model_1", models_dir=store, data=tiny_cifar_dir, epochs=1, verbose=0))
+
+    return built_once("store", build, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +76,13 @@ def quantized_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFacto
     from training.quantize import quantize_version
     from training.train import TrainOptions, train
 
-    store = tmp_path_factory.mktemp("quantized-store")
-    options = TrainOptions("model_1", store, tiny_cifar_dir, epochs=1, calibration_holdout=TINY_HOLDOUT, verbose=0)
-    source = train(options)
-    assert source is not None
-    quantize_version(source, store, tiny_cifar_dir)
-    return store
+    def build(store: Path) -> None:
+        options = TrainOptions("model_1", store, tiny_cifar_dir, epochs=1, calibration_holdout=TINY_HOLDOUT, verbose=0)
+        source = train(options)
+        assert source is not None
+        quantize_version(source, store, tiny_cifar_dir)
+
+    return built_once("quantized-store", build, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -70,11 +91,12 @@ def novelty_store(quantized_store: Path, tiny_cifar_dir: Path, tmp_path_factory:
     from training.novelty import add_novelty
     from training.quantize import quantize_version
 
-    store = tmp_path_factory.mktemp("novelty-store")
-    shutil.copytree(quantized_store / "model_1" / "1", store / "model_1" / "1")
-    scored = add_novelty(store / "model_1" / "1", store, tiny_cifar_dir)
-    quantize_version(scored, store, tiny_cifar_dir)
-    return store
+    def build(store: Path) -> None:
+        shutil.copytree(quantized_store / "model_1" / "1", store / "model_1" / "1")
+        scored = add_novelty(store / "model_1" / "1", store, tiny_cifar_dir)
+        quantize_version(scored, store, tiny_cifar_dir)
+
+    return built_once("novelty-store", build, tmp_path_factory)
 
 
 @pytest.fixture
