@@ -33,8 +33,8 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-# Two workers, a test file each at a time (files share their module fixtures); each worker builds the
-# session's fixture stores itself, so more workers than cores only repeats that work. TEST_WORKERS=0: one process.
+# Two workers (the cores here), a test file each at a time, so a file's module fixtures are built once; the
+# session's fixture stores are trained by one worker for all (tests/conftest.py). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test-fast: install
 	$(PY) -m pytest -m "$(FAST)" -n $(TEST_WORKERS) --dist loadfile

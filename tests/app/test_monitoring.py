@@ -22,6 +22,7 @@ from scipy import stats
 from sqlalchemy import func, select, update
 
 from app.monitoring.log import PredictionLog
+from app.routers.monitoring import GAUGE_REFRESH_SECONDS, pause_after_refresh
 from tests.utils.data import CLASS_NAMES, COMMITTED_MODELS, SAMPLES
 from tests.utils.servers import running_client
 from training.core.prediction_log import Base, Feedback, Prediction
@@ -204,3 +205,9 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Path) -> Non
     assert time.perf_counter() - start < 0.1
     assert metrics.MONITORING_DROPPED._value.get() - before == 7
     assert not math.isnan(before)
+
+
+def test_the_gauges_refresh_less_often_when_the_window_is_costly_to_read() -> None:
+    """A refresh reads the whole window, which grows with traffic: it may take at most 2% of the time."""
+    assert pause_after_refresh(0.05) == GAUGE_REFRESH_SECONDS
+    assert pause_after_refresh(10.0) == pytest.approx(500.0)
