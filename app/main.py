@@ -67,6 +67,9 @@ def _reload_on_hangup(registry: ModelRegistry, background: list[asyncio.Task[Non
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    # Here, in the serving process, not in create_app: importing app.main (tests, tools) must not turn on
+    # INFO logging for the importer's whole process.
+    logging.basicConfig(level=settings.log_level.upper())
     registry = ModelRegistry(settings)
     log = _prediction_log(settings)
     dataplane = DataPlane(registry, app.state.decoder, log)
@@ -114,7 +117,6 @@ async def _start_grpc(dataplane: DataPlane, settings: Settings) -> GRPCServer | 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level.upper())
     app = FastAPIOffline(  # FastAPI whose /docs and /redoc load Swagger UI and ReDoc from the service, not a CDN.
         static_url=DOCS_ASSETS_URL,
         title="CIFAR-10 classification service",
