@@ -139,10 +139,14 @@ def _count(answer: Inference, elapsed: float) -> None:
 
 
 def _records(answer: Inference, pixels: list[np.ndarray], elapsed: float, endpoint: str) -> list[Record]:
+    """The log's records of one answer, built with Python values taken out of the arrays in one call each
+    (`tolist`), not a NumPy scalar per field: this runs on the event loop for every image."""
     now = datetime.now(UTC)
     best = answer.probabilities.argmax(axis=1)
-    scores = answer.ood_scores if answer.ood_scores is not None else [None] * len(pixels)
-    verdicts = answer.in_distribution if answer.in_distribution is not None else [None] * len(pixels)
+    top = answer.probabilities[np.arange(len(best)), best].tolist()
+    none = [None] * len(pixels)
+    scores = none if answer.ood_scores is None else np.asarray(answer.ood_scores, dtype=float).tolist()
+    verdicts = none if answer.in_distribution is None else np.asarray(answer.in_distribution, dtype=bool).tolist()
     return [
         Record(
             id=prediction_id,
@@ -150,15 +154,15 @@ def _records(answer: Inference, pixels: list[np.ndarray], elapsed: float, endpoi
             model=answer.model,
             version=answer.version,
             endpoint=endpoint,
-            class_index=int(index),
+            class_index=index,
             class_name=answer.class_names[index],
-            probability=float(row[index]),
+            probability=probability,
             latency_ms=elapsed * 1000,
             pixels=image,
-            ood_score=None if score is None else float(score),
-            in_distribution=None if verdict is None else bool(verdict),
+            ood_score=score,
+            in_distribution=verdict,
         )
-        for prediction_id, index, row, image, score, verdict in zip(
-            answer.prediction_ids, best, answer.probabilities, pixels, scores, verdicts, strict=True
+        for prediction_id, index, probability, image, score, verdict in zip(
+            answer.prediction_ids, best.tolist(), top, pixels, scores, verdicts, strict=True
         )
     ]

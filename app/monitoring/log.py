@@ -10,6 +10,7 @@ on the database and never fails because of it. The writer also migrates the sche
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -36,9 +37,10 @@ from training.core.prediction_log import Feedback, Prediction
 MIGRATIONS = Path(__file__).parent / "migrations"
 BATCH_ROWS = 500  # Most rows in one transaction.
 # A batch waits this long for more rows after its first: at hundreds of answers a second that makes one
-# transaction of dozens of rows instead of dozens of transactions, which is what costs a database its CPU,
-# and one wake-up of the writer thread instead of dozens.
-LINGER_SECONDS = 0.1
+# transaction of a hundred rows or more instead of one per answer, and one wake-up of the writer thread.
+# Each batch costs the writer ~1-2 ms of this process's CPU whatever its size (the driver's round trips in
+# Python), each row ~10 us (measured on PostgreSQL; docs/benchmarks.md): fewer, larger batches.
+LINGER_SECONDS = 0.25
 WARN_EVERY_SECONDS = 60.0
 RETENTION_EVERY_SECONDS = 3600.0
 logger = logging.getLogger(__name__)
@@ -76,6 +78,10 @@ class PredictionLog:
         self.engine = _engine(url)
         self._queue: queue.Queue[Record | None] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._write_forever, name="prediction-log", daemon=True)
+        self._connection: Connection | None = None  # The writer's own, kept open between batches.
+        # What a write can fail with: SQLAlchemy's errors, the network's, and the driver's own, which COPY
+        # raises unwrapped (it runs on the driver's cursor).
+        self._write_errors = (SQLAlchemyError, OSError, self.engine.dialect.loaded_dbapi.Error)
         self._migrated = False
         self._schema_lock = threading.Lock()  # The writer and the feedback endpoint may both get there first.
         self._last_warning = -WARN_EVERY_SECONDS
@@ -145,12 +151,13 @@ class PredictionLog:
             try:
                 if records:
                     self._insert(records)
-            except (SQLAlchemyError, OSError) as error:
+            except self._write_errors as error:
                 self._dropped(len(records), f"the database did not take them ({type(error).__name__}: {error})")
             finally:
                 for _ in batch:
                     self._queue.task_done()
             if len(records) < len(batch):  # The stop sentinel.
+                self._disconnect(broken=False)
                 return
             self._apply_retention()
 
@@ -174,12 +181,35 @@ class PredictionLog:
     def _insert(self, records: list[Record]) -> None:
         self._ensure_schema()
         rows = [self._row(item) for item in records]
-        with self.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                _copy(connection, rows)
-            else:  # executemany: sqlite3's own loop, in C.
-                connection.execute(insert(Prediction), rows)
+        reused = self._connection is not None
+        try:
+            self._write(rows)
+        except self._write_errors:
+            self._disconnect(broken=True)
+            if not reused:
+                raise
+            self._write(rows)  # The kept connection may have gone stale (the database restarted): once more.
         metrics.MONITORING_LOGGED.inc(len(rows))
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """One transaction on the writer's own connection: taken from the pool once, not per batch (a pool
+        checkout pings the server and a return rolls back, two round trips per batch)."""
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        with self._connection.begin():
+            if self._connection.dialect.name == "postgresql":
+                _copy(self._connection, rows)
+            else:  # executemany: sqlite3's own loop, in C.
+                self._connection.execute(insert(Prediction), rows)
+
+    def _disconnect(self, broken: bool) -> None:
+        """Give the writer's connection up: discarded when it failed, back to the pool when the log stops."""
+        if self._connection is not None:
+            with contextlib.suppress(*self._write_errors):
+                if broken:
+                    self._connection.invalidate()
+                self._connection.close()
+            self._connection = None
 
     def _row(self, item: Record) -> dict[str, Any]:
         pixels = np.ascontiguousarray(item.pixels, dtype=np.uint8)
