@@ -59,8 +59,10 @@ def summarize(
     reference_of: Callable[[str, int], Reference | None],
     model: str | None = None,
     version: int | None = None,
+    with_timelines: bool = True,
 ) -> list[VersionMonitoring]:
-    """One report per (model, version) that answered since `since`."""
+    """One report per (model, version) that answered since `since`; the timelines (the costliest query: every
+    row of the window joined with the feedback and bucketed) only when asked for."""
     where = [Prediction.created_at >= since]
     if model is not None:
         where.append(Prediction.model == model)
@@ -82,7 +84,7 @@ def summarize(
     unknown = case((Prediction.in_distribution.is_(False), 1), else_=0)
     scored_query = select(*key, func.count(Prediction.in_distribution), func.sum(unknown)).where(*where).group_by(*key)
     scored = {(name, number): (int(total), int(out or 0)) for name, number, total, out in session.execute(scored_query)}
-    timelines = _timelines(session, since, where)
+    timelines = _timelines(session, since, where) if with_timelines else {}
     return [
         _version_report(
             name,
