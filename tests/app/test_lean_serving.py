@@ -1,4 +1,5 @@
-"""Serving needs no TensorFlow: versions with OpenVINO IR load and answer without importing it."""
+"""Serving needs no TensorFlow: versions with OpenVINO IR load and answer without importing it (and importing
+the app leaves the process's logging alone)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ pytestmark = pytest.mark.skipif(not installed(Backend.OPENVINO), reason="openvin
 
 # A fresh interpreter (this one imported TensorFlow long ago): start the app on a store, answer, report.
 SERVE = """
-import json, sys
+import json, logging, sys
 from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from tests.utils.servers import wait_ready
+
+logging_set_by_import = bool(logging.getLogger().handlers)
 
 store, image = sys.argv[1], sys.argv[2]
 with TestClient(create_app(Settings(models_dir=store, poll_interval_seconds=0))) as client:
@@ -34,6 +37,7 @@ print(json.dumps({
     "status": answer.status_code,
     "backends": backends,
     "imported": sorted(name for name in ("tensorflow", "keras") if name in sys.modules),
+    "logging_set_by_import": logging_set_by_import,
 }))
 """
 
@@ -56,6 +60,9 @@ def test_the_tiny_store_serves_without_importing_tensorflow(tiny_store: Path) ->
     assert report["status"] == 200
     assert report["backends"] == {"model_1/1": "openvino"}
     assert report["imported"] == []
+    # Importing the app leaves the importer's logging alone (the service sets it up when it starts): the
+    # heavy-JSON test's clients, which imported it, once logged every request they sent.
+    assert report["logging_set_by_import"] is False
 
 
 @pytest.mark.slow
