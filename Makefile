@@ -2,6 +2,7 @@
 # make test       lint, then every test: fast loop, subprocess/browser tests, reliability suite, containers last
 # make test-fast  the quick loop: no subprocess TensorFlow, no browser, no containers
 # make lint       ruff, ruff format --check, mypy
+# make fixtures   rebuild the tests' committed model stores after a change to training (tests/utils/stores.py)
 # make lock       re-resolve requirements*.lock to the newest releases pyproject.toml allows
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ FAST := not slow and not browser and not container and not reliability and not d
 PROTO := app/protocols/inference.proto
 STUBS := app/protocols/inference_pb2.py
 
-.PHONY: install serve test test-fast lint lock bench-train bench-serve
+.PHONY: install serve test test-fast lint fixtures lock bench-train bench-serve
 install: $(VENV)/.installed $(STUBS)
 
 # Installs exactly what the lockfile pins; the project itself goes in editable, without re-resolving.
@@ -38,6 +39,9 @@ lint: install
 TEST_WORKERS ?= 2
 test-fast: install
 	$(PY) -m pytest -m "$(FAST)" -n $(TEST_WORKERS) --dist loadfile
+
+fixtures: install
+	$(PY) -m tests.utils.stores
 
 test: lint test-fast
 	$(PY) -m pytest -m "(slow or browser) and not reliability"

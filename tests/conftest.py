@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny CIFAR-10 in the official layout, and a tiny trained model store."""
+"""Shared fixtures: a tiny CIFAR-10 in the official layout, and the tiny model stores built from it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.utils.data import TINY_HOLDOUT, write_tiny_cifar
+from tests.utils import stores
+from tests.utils.data import write_tiny_cifar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # gRPC stays off in the apps and servers tests start; the gRPC tests give each server a free port.
@@ -34,21 +35,26 @@ def tiny_cifar_archive(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFa
     return archive
 
 
+def session_folder(factory: pytest.TempPathFactory) -> Path:
+    """The session's temporary folder, one for all pytest-xdist workers (`make test-fast`): their base
+    folders' parent."""
+    root = factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Archive extraction goes to a per-session cache, never to the user's."""
+    """Archive extraction goes to the session's cache (the real CIFAR-10 is extracted once for all
+    workers), never to the user's."""
     from training import data
 
-    monkeypatch.setattr(data, "EXTRACT_CACHE", tmp_path_factory.getbasetemp() / "extract-cache")
+    monkeypatch.setattr(data, "EXTRACT_CACHE", session_folder(tmp_path_factory) / "extract-cache")
 
 
 def built_once(name: str, build: Callable[[Path], object], factory: pytest.TempPathFactory) -> Path:
-    """A session's fixture store, trained by one process only: under pytest-xdist (`make test-fast`) the
-    workers share their base folder's parent, the first to take the lock builds, the others wait for it and
-    reuse it. The stores are read-only to tests (`store_copy` gives a writable copy)."""
-    root = factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
+    """A session's fixture folder, built by one process only: the first worker to take the lock builds,
+    the others wait for it and reuse it."""
+    root = session_folder(factory)
     store, done = root / name, root / f"{name}.done"
     with FileLock(root / f"{name}.lock"):
         if not done.exists():
@@ -59,44 +65,36 @@ def built_once(name: str, build: Callable[[Path], object], factory: pytest.TempP
     return store
 
 
-@pytest.fixture(scope="session")
-def tiny_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model store with model_1 trained for one epoch on the tiny data (version 1)."""
-    from training.train import TrainOptions, train
-
-    def build(store: Path) -> None:
-        train(TrainOptions("model_1", models_dir=store, data=tiny_cifar_dir, epochs=1, verbose=0))
-
-    return built_once("store", build, tmp_path_factory)
+def pytest_report_header() -> str:
+    if stores.committed_is_current():
+        return f"fixture stores: {stores.COMMITTED.relative_to(stores.REPO)} (current)"
+    return "fixture stores: stale, trained in this session first (`make fixtures` rebuilds the committed ones)"
 
 
 @pytest.fixture(scope="session")
-def quantized_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fixture_stores(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed stores when this code is what built them (tests/utils/stores.py), else built once here."""
+    if stores.committed_is_current():
+        return stores.committed()
+    return built_once("stores", lambda root: stores.build_all(root, tiny_cifar_dir), tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(fixture_stores: Path) -> Path:
+    """model_1 trained for one epoch on the tiny data (version 1). Read-only: see `store_copy`."""
+    return fixture_stores / "tiny"
+
+
+@pytest.fixture(scope="session")
+def quantized_store(fixture_stores: Path) -> Path:
     """model_1 trained one epoch on the tiny data with a hold-out (version 1), then quantized (version 2)."""
-    from training.quantize import quantize_version
-    from training.train import TrainOptions, train
-
-    def build(store: Path) -> None:
-        options = TrainOptions("model_1", store, tiny_cifar_dir, epochs=1, calibration_holdout=TINY_HOLDOUT, verbose=0)
-        source = train(options)
-        assert source is not None
-        quantize_version(source, store, tiny_cifar_dir)
-
-    return built_once("quantized-store", build, tmp_path_factory)
+    return fixture_stores / "quantized"
 
 
 @pytest.fixture(scope="session")
-def novelty_store(quantized_store: Path, tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def novelty_store(fixture_stores: Path) -> Path:
     """model_1 v1 of the quantized store (hold-out, no score), v2 = v1 with a novelty score, v3 = v2 in int8."""
-    from training.novelty import add_novelty
-    from training.quantize import quantize_version
-
-    def build(store: Path) -> None:
-        shutil.copytree(quantized_store / "model_1" / "1", store / "model_1" / "1")
-        scored = add_novelty(store / "model_1" / "1", store, tiny_cifar_dir)
-        quantize_version(scored, store, tiny_cifar_dir)
-
-    return built_once("novelty-store", build, tmp_path_factory)
+    return fixture_stores / "novelty"
 
 
 @pytest.fixture

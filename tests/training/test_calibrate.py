@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.utils.data import TINY_HOLDOUT
 from training.architectures import get_architecture
 from training.calibrate import calibrate_version
 from training.core import artifacts, records
@@ -16,15 +18,15 @@ from training.core.forward import forward_for
 from training.core.preprocessing import TestTimeAugmentation, TtaAverage
 from training.data import calibration_split, load_cifar10
 from training.pipeline import training_batches
-from training.train import TrainOptions, train, without_calibration_split
+from training.train import without_calibration_split
 
 
 @pytest.fixture(scope="module")
-def calibrated_store(tiny_cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """model_1 trained on the tiny data with 30 of its 200 training images held out for calibration."""
+def calibrated_store(quantized_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A writable store with model_1 trained on the tiny data with TINY_HOLDOUT of its 200 training images
+    held out for calibration (the quantized fixture store's v1)."""
     store = tmp_path_factory.mktemp("calibrated")
-    options = TrainOptions("model_1", models_dir=store, data=tiny_cifar_dir, epochs=2, verbose=0, seed=3)
-    train(replace(options, calibration_holdout=30))
+    shutil.copytree(quantized_store / "model_1" / "1", store / "model_1" / "1")
     return store
 
 
@@ -38,7 +40,7 @@ def test_a_calibrated_run_records_its_temperature_split_and_reports(calibrated_s
     assert artifact.metrics.robustness is not None
     assert set(artifact.metrics.robustness) == {"lossless", "jpeg_q95", "jpeg_q75", "jpeg_q50", "downscale_16px"}
     assert artifact.metrics.robustness["lossless"] == artifact.metrics.test_accuracy
-    assert artifact.metrics.hyperparameters["train_images"] == 170
+    assert artifact.metrics.hyperparameters["train_images"] == 200 - TINY_HOLDOUT
     assert (artifact.folder / artifacts.CALIBRATION_FILE).read_bytes().startswith(b"\x89PNG")
 
 
@@ -82,10 +84,12 @@ def test_a_temperature_fitted_on_damaged_copies_too_is_recorded_as_such(
     assert report is not None and report.fitted_on_damaged and not source.metrics.calibration.fitted_on_damaged
     # The same fit, by hand: the hold-out's logits and its damaged copy's, labels twice.
     dataset = load_cifar10(tiny_cifar_dir)
-    indices = calibration_split(len(dataset.x_train), 30, 3)
+    split = source.metrics.calibration.split
+    assert split.size == TINY_HOLDOUT
+    indices = calibration_split(len(dataset.x_train), split.size, split.seed)
     model = artifacts.load_keras_model(source_folder)
     clean, weights = view_logits(model, "divide_by_255", "none", dataset.x_train[indices])
-    damaged, _ = view_logits(model, "divide_by_255", "none", augment.damaged_copy(dataset.x_train[indices], 3))
+    damaged, _ = view_logits(model, "divide_by_255", "none", augment.damaged_copy(dataset.x_train[indices], split.seed))
     labels = np.concatenate([dataset.y_train[indices]] * 2)
     both = np.concatenate([clean, damaged], axis=1)
     expected = calibration.fit_temperature(both, weights, labels, report.tta_average)

@@ -79,7 +79,9 @@ def test_the_corruption_report_equals_an_independent_pass_over_the_stored_versio
     assert report.unseen_mean_accuracy == pytest.approx(report.mean_accuracy)
 
 
-def test_fine_tuning_starts_from_the_given_versions_weights(tiny_store: Path, tiny_cifar_dir: Path) -> None:
+def test_fine_tuning_starts_from_the_given_versions_weights(
+    tiny_store: Path, tiny_cifar_dir: Path, tmp_path: Path
+) -> None:
     source = artifacts.version_dir(tiny_store, "model_1", 1)
     options = TrainOptions("model_1", data=tiny_cifar_dir, epochs=1, verbose=0, init_from=source)
     start = artifacts.load_keras_model(source).get_weights()
@@ -97,7 +99,7 @@ def test_fine_tuning_starts_from_the_given_versions_weights(tiny_store: Path, ti
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_module, "_fit", first_weights)
         with pytest.raises(Stop):
-            train(replace(options, models_dir=tiny_store.parent / "fine-tune"))
+            train(replace(options, models_dir=tmp_path))
     assert all(np.array_equal(a, b) for a, b in zip(captured[0], start, strict=True))
 
 
