@@ -14,12 +14,10 @@ VERSIONS = {"tiny": [1], "quantized": [1, 2], "novelty": [1, 2, 3]}
 
 
 def _copy_inputs(root: Path) -> None:
-    for pattern in stores.INPUTS:
-        for path in stores.REPO.glob(pattern):
-            if "__pycache__" not in path.parts:
-                target = root / path.relative_to(stores.REPO)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, target)
+    for path in stores.input_files():
+        target = root / path.relative_to(stores.REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
 
 
 @pytest.mark.parametrize(

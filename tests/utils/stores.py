@@ -30,13 +30,16 @@ FINGERPRINT_FILE = "FINGERPRINT"
 INPUTS = ("training/**/*.py", "tests/utils/data.py", "requirements-dev.lock")  # And `build_all` itself.
 
 
+def input_files(root: Path = REPO) -> list[Path]:
+    """The files under `root` the stores are built from, in a fixed order."""
+    return [path for pattern in INPUTS for path in sorted(root.glob(pattern)) if "__pycache__" not in path.parts]
+
+
 def fingerprint(root: Path = REPO) -> str:
     """The hash of everything under `root` the stores are built from, path by path, and of the build."""
     digest = hashlib.sha256(inspect.getsource(build_all).encode())
-    for pattern in INPUTS:
-        for path in sorted(root.glob(pattern)):
-            if "__pycache__" not in path.parts:
-                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in input_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
