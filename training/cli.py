@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         help="share of training images replaced by an AugMix-style mix each epoch, 0 to 1 (default: recipe's)",
     )
     train.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16"),
+        help="Keras dtype policy to train under (default: the recipe's); the published copy computes in float32",
+    )
+    train.add_argument(
         "--init-from", type=Path, help="fine-tune: start from this version's weights, e.g. models/whitened_convnet/5"
     )
     train.add_argument(
@@ -209,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         jpeg_fraction=args.jpeg_fraction,
         corruption_fraction=args.corruption_fraction,
         augmix_fraction=args.augmix_fraction,
+        precision=args.precision,
         init_from=args.init_from,
         extra_data=args.extra_data,
     )

@@ -65,6 +65,10 @@ class Recipe:
     # in the same order, with less Python in between: for small networks at batch 32 the per-step
     # overhead is most of the time. Callbacks then see every N-th batch, so lookahead needs 1.
     steps_per_execution: int = 1
+    # Keras dtype policy the network trains under. "mixed_bfloat16" keeps float32 weights and computes
+    # in bfloat16: on CPUs with AVX512_BF16 its convolutions run ~1.5x faster (docs/benchmarks.md).
+    # Whatever it is, the published copy computes in float32, so serving never sees it.
+    precision: str = "float32"
 
     def as_record(self) -> dict[str, Any]:
         """Plain JSON values (enums as their strings), as metrics.json stores them."""

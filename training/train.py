@@ -48,6 +48,7 @@ class TrainOptions:
     jpeg_fraction: float | None = None  # None: the recipe's share of JPEG-re-encoded training images.
     corruption_fraction: float | None = None  # None: the recipe's share of noisy, blurred or flattened images.
     augmix_fraction: float | None = None  # None: the recipe's share of AugMix-style mixed images.
+    precision: str | None = None  # None: the recipe's Keras dtype policy for training.
     init_from: Path | None = None  # Fine-tune: start from this version's weights instead of the recipe's init.
     extra_data: Path | None = None  # Labelled images to train on too (`python -m training feedback-dataset`).
     corruption_images: int = CORRUPTION_IMAGES  # Test images per corruption and severity in the report.
@@ -78,7 +79,7 @@ def train(options: TrainOptions) -> Path | None:
     keras.utils.set_random_seed(options.seed)
     training_data = training_batches(x_train, y_train, recipe, options.seed)
     with strategy.scope() if strategy else contextlib.nullcontext():  # Variables mirrored on every worker.
-        model = architecture.build()
+        model = build_for_training(architecture, recipe.precision)
         if options.init_from:
             model.set_weights(artifacts.load_keras_model(options.init_from).get_weights())
         elif architecture.initialize:  # Deterministic (the data's statistics): identical on every worker.
@@ -183,8 +184,9 @@ class FinishedRun:
         recipe = self.architecture.recipe  # Overrides never change scaling or TTA.
         holdout = int(self.run.recipe["calibration_holdout"])
         seen = augment.seen_corruptions(self.run.recipe)
-        evaluation = evaluate(
-            self.model,
+        serving = _without_optimizer(self.model, self.architecture)
+        evaluation = evaluate(  # The float32 copy that is published, whatever the training's precision.
+            serving,
             recipe.scaling,
             recipe.test_time_augmentation,
             self.dataset,
@@ -193,7 +195,6 @@ class FinishedRun:
             seen,
             self.corruption_images,
         )
-        serving = _without_optimizer(self.model, self.architecture)
         metrics = reports.build_metrics(self.run, self.ran_on, self.history, evaluation, self.architecture.reference)
         return evaluation, serving, reports.layer_summary(serving), metrics
 
@@ -250,6 +251,8 @@ def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
         changes["corruption_fraction"] = options.corruption_fraction
     if options.augmix_fraction is not None:
         changes["augmix_fraction"] = options.augmix_fraction
+    if options.precision is not None:
+        changes["precision"] = options.precision
     return replace(recipe, **changes)
 
 
@@ -259,8 +262,23 @@ def _verbosity(requested: int | None) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
+def build_for_training(architecture: Architecture, precision: str) -> keras.Model:
+    """The network under the recipe's dtype policy. Under a mixed policy the last layer (the softmax)
+    stays float32, as Keras' mixed-precision guide advises, so that the loss sees float32 logits."""
+    default = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        model = architecture.build()
+    finally:
+        keras.config.set_dtype_policy(default)
+    if precision != "float32":
+        model.layers[-1].dtype_policy = "float32"
+    return model
+
+
 def _without_optimizer(model: keras.Model, architecture: Architecture) -> keras.Model:
-    """An uncompiled copy: serving needs weights and graph only; optimizer slots would double the file."""
+    """An uncompiled float32 copy: serving needs weights and graph only (optimizer slots would double
+    the file), computing in float32 whatever precision the network trained in (its weights already are)."""
     # Not clone_model or model_from_json: in Keras 3 both recompile the copy, optimizer included.
     serving = architecture.build()
     serving.set_weights(model.get_weights())

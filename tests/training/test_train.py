@@ -14,7 +14,7 @@ from training.architectures import get_architecture
 from training.core import artifacts
 from training.core.forward import make_forward
 from training.data import load_cifar10
-from training.train import TrainOptions, _recipe_with_overrides, train
+from training.train import TrainOptions, _recipe_with_overrides, _without_optimizer, build_for_training, train
 
 
 def test_a_run_publishes_a_complete_loadable_version(tiny_store: Path) -> None:
@@ -105,16 +105,44 @@ def test_fine_tuning_starts_from_the_given_versions_weights(
 
 def test_overrides_replace_only_the_fields_they_name() -> None:
     recipe = get_architecture("whitened_convnet").recipe
-    options = TrainOptions("whitened_convnet", epochs=4, learning_rate=0.075, corruption_fraction=0.3)
+    options = TrainOptions(
+        "whitened_convnet", epochs=4, learning_rate=0.075, corruption_fraction=0.3, precision="mixed_bfloat16"
+    )
     changed = _recipe_with_overrides(recipe, options)
     assert (changed.epochs, changed.learning_rate, changed.corruption_fraction) == (4, 0.075, 0.3)
+    assert changed.precision == "mixed_bfloat16"
     restored = replace(
         changed,
         epochs=recipe.epochs,
         learning_rate=recipe.learning_rate,
         corruption_fraction=recipe.corruption_fraction,
+        precision=recipe.precision,
     )
     assert restored == recipe
+
+
+def test_mixed_precision_trains_in_bfloat16_and_publishes_a_float32_copy() -> None:
+    """bfloat16 is a training speed-up only: the loss sees float32 probabilities, the global policy is
+    left as it was, and the copy that is evaluated and published computes in float32 with the same weights."""
+    architecture = get_architecture("whitened_convnet")
+    model = build_for_training(architecture, "mixed_bfloat16")
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert all(weight.dtype == "float32" for weight in model.weights)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    architecture.initialize(model, images, architecture.recipe.scaling)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    assert model(images[:2].astype("float32") / 255).dtype == "float32"
+    loss = model.train_on_batch(images.astype("float32") / 255, keras.utils.to_categorical(np.arange(16) % 10, 10))
+    assert np.isfinite(loss)
+
+    serving = _without_optimizer(model, architecture)
+    assert {layer.compute_dtype for layer in serving.layers} == {"float32"}
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), serving.get_weights(), strict=True))
+    x = images.astype("float32") / 255
+    # The same network up to bfloat16's rounding (8 significant bits): close, not equal.
+    assert np.abs(model.predict(x, verbose=0) - serving.predict(x, verbose=0)).max() < 0.05
 
 
 def test_a_run_killed_while_publishing_resumes_after_training(
