@@ -11,6 +11,7 @@ ENTRY_POINTS = {
     "bench.flops": "forward_flops",
     "bench.serve_throughput": "main",
     "bench.train_throughput": "main",
+    "bench.train_precision": "main",
     "bench.whitened_convnet_run": "main",
     "bench.robustness_report": "main",
     "bench.corruption_report": "main",

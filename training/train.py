@@ -264,7 +264,8 @@ def _verbosity(requested: int | None) -> int:
 
 def build_for_training(architecture: Architecture, precision: str) -> keras.Model:
     """The network under the recipe's dtype policy. Under a mixed policy the last layer (the softmax)
-    stays float32, as Keras' mixed-precision guide advises, so that the loss sees float32 logits."""
+    stays float32, as Keras' mixed-precision guide advises: the loss then reads float32 logits from
+    it, not probabilities rounded to bfloat16's 8 significant bits."""
     default = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
