@@ -133,23 +133,25 @@ def defocus_blur(images: np.ndarray, severity: int, rng: np.random.Generator) ->
     return _uint8(ndimage.correlate(_unit(images), kernel, mode="mirror"))
 
 
-def _line_blur(image: np.ndarray, radius: int, sigma: float, angle_degrees: float) -> np.ndarray:
-    """Motion blur of one image (H, W[, C]): Gaussian-weighted copies shifted along one direction.
+def _line_blur(images: np.ndarray, radius: int, sigma: float, angles_degrees: np.ndarray) -> np.ndarray:
+    """Motion blur of each image (N, H, W[, C]) along its own angle: Gaussian-weighted shifted copies.
 
     Like ImageMagick's motion blur, the trail is one-sided: tap i is shifted i pixels along the
     angle and weighted exp(-i^2 / 2 sigma^2), over 2 * radius + 1 taps; borders are clamped.
+    All images are shifted at once per tap (one gather), not one image at a time.
     """
-    height, width = image.shape[:2]
-    angle = np.deg2rad(angle_degrees)
+    count, height, width = images.shape[:3]
+    angles = np.deg2rad(angles_degrees)
     taps = np.arange(2 * radius + 1)
     weights = np.exp(-(taps**2) / (2 * sigma**2))
     weights /= weights.sum()
-    out = np.zeros(image.shape, dtype=np.float64)
+    which = np.arange(count)[:, None, None]
+    out = np.zeros(images.shape, dtype=np.float64)
     for tap, weight in zip(taps, weights, strict=True):
-        dy, dx = round(tap * np.sin(angle)), round(tap * np.cos(angle))
-        rows = np.clip(np.arange(height) + dy, 0, height - 1)
-        columns = np.clip(np.arange(width) + dx, 0, width - 1)
-        out += weight * image[rows][:, columns]
+        dy, dx = np.round(tap * np.sin(angles)).astype(int), np.round(tap * np.cos(angles)).astype(int)
+        rows = np.clip(np.arange(height) + dy[:, None], 0, height - 1)
+        columns = np.clip(np.arange(width) + dx[:, None], 0, width - 1)
+        out += weight * images[which, rows[:, :, None], columns[:, None, :]]
     return out
 
 
@@ -157,18 +159,36 @@ def motion_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> 
     radius, sigma = ((6, 1.0), (6, 1.5), (6, 2.0), (8, 2.0), (9, 2.5))[severity - 1]
     angles = rng.uniform(-45, 45, len(images))
     x = _unit(images)
-    return _uint8(np.stack([_line_blur(image, radius, sigma, angle) for image, angle in zip(x, angles, strict=True)]))
+    return _uint8(_line_blur(x, radius, sigma, angles))
+
+
+def _linear_resize(size_in: int, size_out: int) -> np.ndarray:
+    """The (size_out, size_in) matrix of 1-D linear interpolation, end points aligned as in
+    `scipy.ndimage.zoom(order=1)`: output i samples input i * (size_in - 1) / (size_out - 1)."""
+    coords = np.arange(size_out) * (size_in - 1) / (size_out - 1)
+    low = np.minimum(np.floor(coords).astype(int), size_in - 2)
+    share = coords - low
+    matrix = np.zeros((size_out, size_in))
+    matrix[np.arange(size_out), low] = 1 - share
+    matrix[np.arange(size_out), low + 1] += share
+    return matrix
 
 
 def _zoomed_centre(x: np.ndarray, factor: float) -> np.ndarray:
-    """The centre of each image (N, H, W, ...) enlarged by `factor` (bilinear), cropped back to H x W."""
+    """The centre of each image (N, H, W, ...) enlarged by `factor` (bilinear), cropped back to H x W.
+
+    The same pixels as `scipy.ndimage.zoom(order=1)` (to float rounding), as two small matrix
+    products, which is ten times faster than the general spline code on 32x32 images.
+    """
     side = x.shape[1]
     crop = int(np.ceil(side / factor))
     top = (side - crop) // 2
     centre = x[:, top : top + crop, top : top + crop]
-    zoomed = ndimage.zoom(centre, (1, factor, factor) + (1,) * (x.ndim - 3), order=1)
-    trim = (zoomed.shape[1] - side) // 2
-    return zoomed[:, trim : trim + side, trim : trim + side]
+    enlarged = round(crop * factor)  # ndimage.zoom's output size.
+    trim = (enlarged - side) // 2
+    resize = _linear_resize(crop, enlarged)[trim : trim + side]
+    rows = np.einsum("ij,nj...->ni...", resize, centre, optimize=True)
+    return np.einsum("kj,nij...->nik...", resize, rows, optimize=True)
 
 
 def zoom_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
@@ -238,8 +258,7 @@ def snow(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndar
     flakes[flakes < threshold] = 0.0
     flakes = np.round(np.clip(flakes, 0.0, 1.0) * 255) / 255  # The reference passes the layer through 8 bits.
     angles = rng.uniform(-135, -45, len(x))
-    flakes = np.stack([_line_blur(layer, radius, sigma, angle) for layer, angle in zip(flakes, angles, strict=True)])
-    flakes = flakes[..., None]
+    flakes = _line_blur(flakes, radius, sigma, angles)[..., None]
     x = keep * x + (1 - keep) * np.maximum(x, _grey(x) * 1.5 + 0.5)
     return _uint8(x + flakes + np.rot90(flakes, k=2, axes=(1, 2)))
 

@@ -113,7 +113,7 @@ def damaged_copies(images: np.ndarray, seed: int) -> dict[tuple[str, int], np.nd
     """(corruption, severity) -> `images` so damaged, read-only, kept for the latest `images` and seed.
 
     The damage depends only on the pixels, the seed, the corruption and its severity, and takes
-    longer than scoring (zoom blur alone: ~2 s for 50 images over its five severities), so a process that
+    longer than scoring (~2 s for 50 images over every kind and severity), so a process that
     scores several versions on the same subset (a publish and its int8 copy, a bench over
     versions, a test session's runs) damages it once. One subset at a time: 1,000 images hold
     276 MB.

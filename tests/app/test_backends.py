@@ -18,6 +18,7 @@ from app.config import Settings
 from app.inference import load_servable
 from tests.utils.data import COMMITTED_MODELS, SAMPLES
 from tests.utils.servers import running_client
+from tests.utils.stores import INT8_ACROSS_CPUS
 from training.core import artifacts
 from training.core.forward import forward_for
 from training.core.novelty import split_rows
@@ -184,7 +185,7 @@ def test_a_quantized_version_is_served_by_its_int8_model(quantized_store: Path) 
     assert servable.backend is Backend.OPENVINO_INT8, servable.refused
     quantization = servable.artifact.metadata.quantization
     assert quantization is not None
-    np.testing.assert_allclose(servable.predict(probe_images()), quantization.probe_probabilities, atol=1e-6)
+    np.testing.assert_allclose(servable.predict(probe_images()), quantization.probe_probabilities, atol=INT8_ACROSS_CPUS)
 
 
 @needs_int8

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.utils.data import REPO, TINY_HOLDOUT
+from tests.utils.stores import INT8_ACROSS_CPUS
 from training.core import artifacts
 from training.core.preprocessing import probe_images
 from training.data import calibration_split, load_cifar10
@@ -24,6 +25,15 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason
 @pytest.fixture(scope="module")
 def quantized(quantized_store: Path) -> Path:
     return quantized_store / "model_1" / "2"
+
+
+def _assert_same_accuracy(recorded: float, probabilities: np.ndarray, labels: np.ndarray) -> None:
+    """The recorded accuracy is the measured one exactly, but for images whose top two classes are closer
+    than int8's difference between CPUs (the store may have been recorded on another kind)."""
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    close_calls = int((top_two[:, 1] - top_two[:, 0] < 2 * INT8_ACROSS_CPUS).sum())
+    measured = float((probabilities.argmax(axis=1) == labels).mean())
+    assert abs(recorded - measured) <= close_calls / len(labels), (recorded, measured, close_calls)
 
 
 def _int8(folder: Path):
@@ -65,12 +75,14 @@ def test_recorded_accuracy_is_what_the_int8_file_scores(quantized: Path, tiny_ci
     assert quantization is not None
     dataset = load_cifar10(tiny_cifar_dir)
     probabilities = np.asarray(_int8(quantized)([dataset.x_test])[0])
-    assert quantization.accuracy["lossless"] == float((probabilities.argmax(axis=1) == dataset.y_test).mean())
+    _assert_same_accuracy(quantization.accuracy["lossless"], probabilities, dataset.y_test)
     source = artifacts.load_artifact(quantized.parent / "1")
     assert quantization.reference_accuracy["lossless"] == pytest.approx(source.metadata.test_accuracy, abs=1e-9)
     assert set(quantization.accuracy) == set(quantization.reference_accuracy) >= {"lossless", "jpeg_q75"}
     assert 0 <= quantization.agreement <= 1
-    np.testing.assert_allclose(np.asarray(_int8(quantized)([probe_images()])[0]), quantization.probe_probabilities)
+    np.testing.assert_allclose(
+        np.asarray(_int8(quantized)([probe_images()])[0]), quantization.probe_probabilities, atol=INT8_ACROSS_CPUS
+    )
 
 
 def test_the_int8_corruption_report_is_what_the_int8_file_scores(quantized: Path, tiny_cifar_dir: Path) -> None:
@@ -84,8 +96,7 @@ def test_the_int8_corruption_report_is_what_the_int8_file_scores(quantized: Path
     int8 = _int8(quantized)
     for name in ("gaussian_noise", "fog", "jpeg_compression"):
         damaged = corrupt(dataset.x_test, name, 5, report.seed)
-        accuracy = float((np.asarray(int8([damaged])[0]).argmax(axis=1) == dataset.y_test).mean())
-        assert report.by_corruption[name][4] == accuracy
+        _assert_same_accuracy(report.by_corruption[name][4], np.asarray(int8([damaged])[0]), dataset.y_test)
 
 
 @pytest.mark.slow

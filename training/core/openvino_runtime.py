@@ -24,10 +24,20 @@ def runtime_version() -> str:
 
 
 def convert(forward: Any) -> Any:
-    """An OpenVINO model of a traced forward pass (`training.core.forward`'s tf.function)."""
-    import openvino as ov
+    """An OpenVINO model of a traced forward pass (`training.core.forward`'s tf.function).
 
-    return ov.convert_model(forward.get_concrete_function())
+    The weights are frozen into the graph as constants first. Handed the function itself, the
+    converter finds each weight by walking the graph's captured variables and reading them eagerly,
+    several times per weight: ~2.7 s per model against ~1 s frozen, slower still in a process that
+    has traced many functions. The IR computes the same probabilities either way (checked at publish).
+    """
+    import openvino as ov
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(forward.get_concrete_function())
+    model = ov.convert_model(frozen.graph.as_graph_def())
+    model.inputs[0].get_tensor().set_names({"images"})  # The function's argument name, as unfrozen.
+    return model
 
 
 def read_model(path: Path) -> Any:
