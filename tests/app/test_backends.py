@@ -185,7 +185,9 @@ def test_a_quantized_version_is_served_by_its_int8_model(quantized_store: Path) 
     assert servable.backend is Backend.OPENVINO_INT8, servable.refused
     quantization = servable.artifact.metadata.quantization
     assert quantization is not None
-    np.testing.assert_allclose(servable.predict(probe_images()), quantization.probe_probabilities, atol=INT8_ACROSS_CPUS)
+    np.testing.assert_allclose(
+        servable.predict(probe_images()), quantization.probe_probabilities, atol=INT8_ACROSS_CPUS
+    )
 
 
 @needs_int8
