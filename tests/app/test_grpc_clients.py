@@ -25,6 +25,7 @@ from PIL import Image
 from app.protocols import inference_pb2 as pb
 from tests.utils.data import COMMITTED_MODELS, REPO, SAMPLES
 from tests.utils.servers import ServerProcess, free_port, server_process
+from training.core import artifacts
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,7 @@ def test_the_real_client_infers_and_reads_readiness(
     probabilities = np.array(seen["probabilities"], np.float32)
     assert np.abs(probabilities - rest_probabilities(running.url, PIXELS)).max() == 0
     assert seen["class_index"] == probabilities.argmax(axis=1).tolist()
-    assert seen["version"] == "12"
+    assert seen["version"] == str(artifacts.list_versions(COMMITTED_MODELS, "whitened_convnet")[-1])  # The default.
     assert seen["metadata_inputs"] == ["images", "image_files"]
     if client == "triton":
         assert seen["unknown_model"] == "StatusCode.NOT_FOUND"

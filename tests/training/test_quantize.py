@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.utils.data import REPO, TINY_HOLDOUT
-from tests.utils.stores import INT8_ACROSS_CPUS
+from tests.utils.int8 import INT8_ACROSS_CPUS, fits_seven_bits, int8_weights
 from training.core import artifacts
 from training.core.preprocessing import probe_images
 from training.data import calibration_split, load_cifar10
@@ -57,16 +57,11 @@ def test_a_new_version_keeps_the_source_and_adds_the_int8_model(quantized: Path)
 
 
 def test_every_int8_weight_fits_in_seven_bits(quantized: Path) -> None:
-    """So CPUs without VNNI, which add int8 products in pairs into 16 bits, do not saturate and give the
-    answers recorded on any other CPU (NNCF's overflow fix, applied to every layer, not only the first)."""
-    model = openvino.Core().read_model(quantized / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
-    weights = [
-        op.get_data()
-        for op in model.get_ordered_ops()
-        if op.get_type_name() == "Constant" and op.get_output_element_type(0) == openvino.Type.i8
-    ]
+    """So CPUs without VNNI do not saturate and give the answers recorded on any other CPU (NNCF's overflow
+    fix on every layer; its default fixes only the first, and whitened_convnet v12 failed its check on AVX2)."""
+    weights = int8_weights(quantized / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
     assert len(weights) >= 2, "model_1's two convolutions at least"
-    assert all(-64 <= w.min() and w.max() <= 64 for w in weights), [(w.min(), w.max()) for w in weights]
+    assert fits_seven_bits(weights), [(w.min(), w.max()) for w in weights]
 
 
 def test_the_quantizer_saw_only_the_recorded_hold_out(quantized: Path, tiny_cifar_dir: Path) -> None:

@@ -28,9 +28,6 @@ from tests.utils.data import REPO, TINY_HOLDOUT, write_tiny_cifar
 COMMITTED = REPO / "tests" / "fixtures" / "stores"
 FINGERPRINT_FILE = "FINGERPRINT"
 INPUTS = ("training/**/*.py", "tests/utils/data.py", "requirements-dev.lock")  # And `build_all` itself.
-# OpenVINO's int8 kernels differ by instruction set (AVX-512 VNNI or AVX2): the int8 answers a store
-# recorded on one machine come back within ~4e-4 on the other, exactly on the same kind.
-INT8_ACROSS_CPUS = 2e-3
 
 
 def input_files(root: Path = REPO) -> list[Path]:
