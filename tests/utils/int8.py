@@ -3,8 +3,8 @@
 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) add int8 products in pairs into 16 bits, which
 saturates with 8-bit weights; NNCF's overflow fix keeps weights in 7 bits so that it cannot. A model
 quantized with it answers the same on every kind, to kernel rounding; one quantized without it (the
-committed whitened_convnet v6-v12) moves by up to ~0.02 where there is no VNNI, and the service then
-refuses to serve it.
+committed whitened_convnet v6-v12) moves past the service's probe tolerance where there is no VNNI
+(v12 by 0.023), and the service then refuses to serve it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The int8 answers of a 7-bit model recorded on one kind come back within ~4e-4 on the other.
+# The tiny fixture's int8 answers recorded on one kind came back within ~4e-4 on the other.
 INT8_ACROSS_CPUS = 2e-3
 
 
