@@ -97,6 +97,13 @@ def novelty_store(fixture_stores: Path) -> Path:
     return fixture_stores / "novelty"
 
 
+@pytest.fixture(scope="session")
+def calibrated_store(fixture_stores: Path) -> Path:
+    """model_1 v1 of the quantized store (hold-out), recalibrated by `training.calibrate`: v2 as published,
+    v3 with the temperature also fitted on a damaged copy of the hold-out, v4 with two views (hflip)."""
+    return fixture_stores / "calibrated"
+
+
 @pytest.fixture
 def store_copy(tiny_store: Path, tmp_path: Path) -> Path:
     """A private, writable copy of the tiny store for tests that add or break versions."""

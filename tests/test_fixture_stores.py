@@ -10,7 +10,7 @@ import pytest
 from tests.utils import stores
 from training.core import artifacts, records
 
-VERSIONS = {"tiny": [1], "quantized": [1, 2], "novelty": [1, 2, 3]}
+VERSIONS = {"tiny": [1], "quantized": [1, 2], "novelty": [1, 2, 3], "calibrated": [1, 2, 3, 4]}
 
 
 def _copy_inputs(root: Path) -> None:

@@ -52,30 +52,7 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
     forward = forward_for(model, metadata, novelty)  # With the score when the version has one.
     held_out = dataset.x_train[indices]
     converted = openvino_runtime.convert(forward)
-    int8 = nncf.quantize(
-        converted,
-        nncf.Dataset([held_out[i : i + 1] for i in range(len(held_out))]),
-        subset_size=len(held_out),
-        # The classifier stays fp32: quantized logits, scaled by the temperature, made whitened_convnet v5
-        # underconfident (ECE 0.008 -> 0.021); in fp32 it keeps 0.007, for a layer of negligible cost.
-        # So does the novelty score, and everything between it and the convolutions it reads (the first
-        # layer's GELU): quantizers fitted on clean images' ranges clip the far-off values the score
-        # exists to see. On model_1 the score became a constant; on whitened_convnet a quantizer inside
-        # that GELU made the int8 score call 98% of grainy photos (Gaussian noise, severity 3) "none of
-        # the ten classes", where fp32 called 8%; kept fp32, 9% (the cost in speed: docs/benchmarks.md).
-        ignored_scope=nncf.IgnoredScope(
-            types=["MatMul"], names=_feeding_the_score(converted), patterns=[f"{NOVELTY_SCOPE}/.*"], validate=False
-        ),
-        # Asymmetric activations: GELU outputs are almost all positive, so a symmetric int8 range
-        # leaves half its codes unused. On whitened_convnet v7 symmetric lost 0.14 points lossless,
-        # asymmetric 0.06, for ~5% of int8's speed (docs/benchmarks.md).
-        preset=nncf.QuantizationPreset.MIXED,
-        # Weights in 7 bits, every layer: CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) add int8
-        # products in pairs into 16 bits, which saturates with 8-bit weights. With the default (first layer
-        # only) whitened_convnet v12's int8 answers moved by 0.023 on an AVX2 machine from those recorded
-        # on the AVX-512 one, and the service refused to serve them there.
-        advanced_parameters=nncf.AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix.ENABLE),
-    )
+    int8 = int8_model(converted, held_out)
     answer_int8 = _compiled(int8)
     predict_int8 = _probabilities(answer_int8)
     quantization = Quantization(
@@ -107,6 +84,42 @@ def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -
     plots = {name: (source / name).read_bytes() for name in artifacts.PLOT_FILES}
     return artifacts.save_version(
         models_dir, model, new_metadata, artifact.summary, artifact.metrics, plots, extras=extras
+    )
+
+
+def int8_model(converted: Any, images: np.ndarray, fast_bias_correction: bool = False) -> Any:
+    """The OpenVINO model `converted` (a forward pass) quantized by NNCF, its ranges observed on `images`
+    (uint8, never test images). `fast_bias_correction` exists for `bench/quantization_settings.py`."""
+    import nncf
+
+    return nncf.quantize(
+        converted,
+        nncf.Dataset([images[i : i + 1] for i in range(len(images))]),
+        subset_size=len(images),
+        # The classifier stays fp32: quantized logits, scaled by the temperature, made whitened_convnet v5
+        # underconfident (ECE 0.008 -> 0.021); in fp32 it keeps 0.007, for a layer of negligible cost.
+        # So does the novelty score, and everything between it and the convolutions it reads (the first
+        # layer's GELU): quantizers fitted on clean images' ranges clip the far-off values the score
+        # exists to see. On model_1 the score became a constant; on whitened_convnet a quantizer inside
+        # that GELU made the int8 score call 98% of grainy photos (Gaussian noise, severity 3) "none of
+        # the ten classes", where fp32 called 8%; kept fp32, 9% (the cost in speed: docs/benchmarks.md).
+        ignored_scope=nncf.IgnoredScope(
+            types=["MatMul"], names=_feeding_the_score(converted), patterns=[f"{NOVELTY_SCOPE}/.*"], validate=False
+        ),
+        # Asymmetric activations: GELU outputs are almost all positive, so a symmetric int8 range
+        # leaves half its codes unused. On whitened_convnet v7 symmetric lost 0.14 points lossless,
+        # asymmetric 0.06, for ~5% of int8's speed (docs/benchmarks.md).
+        preset=nncf.QuantizationPreset.MIXED,
+        # Full bias correction (each layer's output mean re-fitted in turn) rather than the fast one-pass
+        # estimate. Chosen on the hold-out alone (`bench/quantization_settings.py`): on whitened_convnet v14
+        # it cut int8's disagreements with fp32 on held-out images as users send them by a third (31 against
+        # 47 over five upload conditions) and under corruption by a tenth; it costs seconds, at quantize time.
+        fast_bias_correction=fast_bias_correction,
+        # Weights in 7 bits, every layer: CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) add int8
+        # products in pairs into 16 bits, which saturates with 8-bit weights. With the default (first layer
+        # only) whitened_convnet v12's int8 answers moved by 0.023 on an AVX2 machine from those recorded
+        # on the AVX-512 one, and the service refused to serve them there.
+        advanced_parameters=nncf.AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix.ENABLE),
     )
 
 

@@ -236,16 +236,18 @@ class PredictionLog:
                 self._migrate()
 
     def _migrate(self) -> None:
-        for attempt in range(2):  # Two processes migrating one SQLite file at once: the loser finds it done.
+        connected = False
+        for attempt in range(2):  # Two processes migrating one database at once: the loser finds it done.
             try:
                 with self.engine.begin() as connection:
+                    connected = True
                     config = Config()
                     config.set_main_option("script_location", str(MIGRATIONS))
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
                 break
             except SQLAlchemyError:
-                if attempt:
+                if attempt or not connected:  # A database that refuses connections: no wait for nothing.
                     raise
                 time.sleep(0.5)
         self._migrated = True

@@ -73,6 +73,7 @@ def test_the_committed_store_serves_without_importing_tensorflow() -> None:
     assert report["imported"] == []
 
 
+@pytest.mark.slow  # TensorFlow in a subprocess: the marker's definition (pyproject.toml).
 def test_a_version_without_ir_brings_tensorflow_in_for_itself(store_copy: Path) -> None:
     shutil.rmtree(store_copy / "model_1" / "1" / artifacts.IR_DIR)
     report = _serve(store_copy)

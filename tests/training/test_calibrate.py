@@ -1,9 +1,9 @@
-"""Calibration end to end on tiny data: a run that holds images out, and `calibrate` copies of a version."""
+"""Calibration end to end on tiny data: a run that holds images out, and `calibrate` copies of a version
+(published once, by the fixture stores' build: tests/utils/stores.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,15 +19,6 @@ from training.core.preprocessing import TestTimeAugmentation, TtaAverage
 from training.data import calibration_split, load_cifar10
 from training.pipeline import training_batches
 from training.train import without_calibration_split
-
-
-@pytest.fixture(scope="module")
-def calibrated_store(quantized_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A writable store with model_1 trained on the tiny data with TINY_HOLDOUT of its 200 training images
-    held out for calibration (the quantized fixture store's v1)."""
-    store = tmp_path_factory.mktemp("calibrated")
-    shutil.copytree(quantized_store / "model_1" / "1", store / "model_1" / "1")
-    return store
 
 
 def test_a_calibrated_run_records_its_temperature_split_and_reports(calibrated_store: Path) -> None:
@@ -63,23 +54,23 @@ def test_the_temperature_was_fitted_on_images_training_never_saw(calibrated_stor
     assert not seen & {dataset.x_train[index].tobytes() for index in held_out}
 
 
-def test_calibrating_a_version_publishes_a_calibrated_copy(calibrated_store: Path, tiny_cifar_dir: Path) -> None:
-    published = calibrate_version(calibrated_store / "model_1" / "1", calibrated_store, tiny_cifar_dir)
+def test_calibrating_a_version_publishes_a_calibrated_copy(calibrated_store: Path) -> None:
     source = artifacts.load_artifact(calibrated_store / "model_1" / "1")
-    copy = artifacts.load_artifact(published)
-    assert copy.version == 2 and copy.metadata.temperature == pytest.approx(source.metadata.temperature)
+    copy = artifacts.load_artifact(calibrated_store / "model_1" / "2")
+    assert copy.metadata.test_time_augmentation is source.metadata.test_time_augmentation
+    assert copy.metadata.temperature == pytest.approx(source.metadata.temperature)
     assert copy.metrics.history == source.metrics.history and copy.summary == source.summary
 
 
 def test_a_temperature_fitted_on_damaged_copies_too_is_recorded_as_such(
-    calibrated_store: Path, tiny_cifar_dir: Path, tmp_path: Path
+    calibrated_store: Path, tiny_cifar_dir: Path
 ) -> None:
     from training import augment, calibration
     from training.core.forward import view_logits
 
     source_folder = calibrated_store / "model_1" / "1"
     source = artifacts.load_artifact(source_folder)
-    copy = artifacts.load_artifact(calibrate_version(source_folder, tmp_path, tiny_cifar_dir, fit_on_damaged=True))
+    copy = artifacts.load_artifact(calibrated_store / "model_1" / "3")
     report = copy.metrics.calibration
     assert report is not None and report.fitted_on_damaged and not source.metrics.calibration.fitted_on_damaged
     # The same fit, by hand: the hold-out's logits and its damaged copy's, labels twice.
@@ -100,9 +91,7 @@ def test_a_copy_with_other_views_stores_the_accuracy_of_the_forward_pass_it_serv
     calibrated_store: Path, tiny_cifar_dir: Path
 ) -> None:
     """`calibrate --tta hflip`: the new version's metadata, metrics and accuracy all describe two-view TTA."""
-    published = calibrate_version(
-        calibrated_store / "model_1" / "1", calibrated_store, tiny_cifar_dir, TestTimeAugmentation.HFLIP
-    )
+    published = calibrated_store / "model_1" / "4"
     copy = artifacts.load_artifact(published)
     assert copy.metadata.test_time_augmentation is TestTimeAugmentation.HFLIP
     assert copy.metrics.test_time_augmentation is TestTimeAugmentation.HFLIP

@@ -1,9 +1,11 @@
 """The tests' model stores: built by the training code on the tiny data, committed so the fast loop trains nothing.
 
-Three stores, each a real `models/` layout:
+Four stores, each a real `models/` layout:
 - `tiny`: model_1 trained one epoch (version 1, every training image used);
 - `quantized`: model_1 trained one epoch with a hold-out (v1), then quantized to int8 (v2);
-- `novelty`: the quantized store's v1 (v1), with a novelty score (v2), that in int8 (v3).
+- `novelty`: the quantized store's v1 (v1), with a novelty score (v2), that in int8 (v3);
+- `calibrated`: the quantized store's v1 (v1), recalibrated as published (v2), with the temperature
+  fitted on a damaged copy of the hold-out too (v3), and with two views (hflip, v4).
 
 They are a build cache, like a lockfile: `tests/fixtures/stores/FINGERPRINT` records the
 hash of every input of the build (the training code, the tiny data's code, `build_all`
@@ -57,7 +59,9 @@ def committed_is_current() -> bool:
 
 
 def build_all(root: Path, data: Path) -> None:
-    """Train and derive the three stores into `root/<name>/` from the tiny CIFAR-10 in `data`."""
+    """Train and derive the four stores into `root/<name>/` from the tiny CIFAR-10 in `data`."""
+    from training.calibrate import calibrate_version
+    from training.core.preprocessing import TestTimeAugmentation
     from training.novelty import add_novelty
     from training.quantize import quantize_version
     from training.train import TrainOptions, train
@@ -70,6 +74,10 @@ def build_all(root: Path, data: Path) -> None:
     shutil.copytree(source, root / "novelty" / "model_1" / "1")
     scored = add_novelty(root / "novelty" / "model_1" / "1", root / "novelty", data)
     quantize_version(scored, root / "novelty", data)
+    calibrated = shutil.copytree(source, root / "calibrated" / "model_1" / "1")
+    calibrate_version(calibrated, root / "calibrated", data)
+    calibrate_version(calibrated, root / "calibrated", data, fit_on_damaged=True)
+    calibrate_version(calibrated, root / "calibrated", data, TestTimeAugmentation.HFLIP)
     (root / FINGERPRINT_FILE).write_text(fingerprint() + "\n")
 
 
