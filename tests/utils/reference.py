@@ -7,21 +7,27 @@ from typing import Any
 import numpy as np
 
 
+def outputs(model: Any, images: np.ndarray) -> np.ndarray:
+    """The model called directly, in float64: the Keras layers alone, none of the code under test (and
+    nor `predict`'s per-call machinery, which outweighs a handful of images by far)."""
+    return np.asarray(model(images, training=False), np.float64)
+
+
 def numpy_tta(model: Any, inputs: np.ndarray, tta: str) -> np.ndarray:
     """Test-time augmentation written independently of training.core.forward, in NumPy."""
 
     def mirrored(images: np.ndarray) -> np.ndarray:
-        return (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
+        return (outputs(model, images) + outputs(model, images[:, :, ::-1])) / 2
 
     if tta == "none":
-        return np.asarray(model.predict(inputs, verbose=0))
+        return outputs(model, inputs)
     if tta == "hflip":
         return mirrored(inputs)
     padded = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     if tta == "hflip_shift":
         return (2 * mirrored(inputs) + mirrored(padded[:, :32, :32])) / 3
     if tta == "hflip_plus_shift":
-        return (4 * mirrored(inputs) + model.predict(padded[:, :32, :32], verbose=0)) / 5
+        return (4 * mirrored(inputs) + outputs(model, padded[:, :32, :32])) / 5
     if tta != "hflip_translate":
         raise ValueError(f"no reference for {tta!r}")
     shifted = (mirrored(padded[:, :32, :32]) + mirrored(padded[:, 2:, 2:])) / 2
@@ -51,7 +57,7 @@ def numpy_calibrated_tta(
         shifted = [padded[:, :32, :32], padded[:, 2:, 2:]]
         views = [(0.25, inputs), (0.25, inputs[:, :, ::-1])]
         views += [(0.125, image) for view in shifted for image in (view, view[:, :, ::-1])]
-    logits = [(weight, np.asarray(logits_model.predict(view, verbose=0), np.float64)) for weight, view in views]
+    logits = [(weight, outputs(logits_model, view)) for weight, view in views]
     if average == "logits":
         return softmax(sum(weight * values for weight, values in logits) / temperature)
     return np.asarray(sum(weight * softmax(values / temperature) for weight, values in logits))
