@@ -67,10 +67,10 @@ def built_once(name: str, build: Callable[[Path], object], factory: pytest.TempP
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Take what collection imported (TensorFlow, Keras, OpenVINO: some million objects that live as long as
+    """Take what collection imported (TensorFlow, Keras, OpenVINO: ~500,000 objects that live as long as
     the process) out of the garbage collector's sight, as the service does once its models are loaded.
     Tracing a graph allocates enough to trigger full collections, and each walked all of those objects
-    again: ~17% of a publishing test's CPU (perf); the fast loop's CPU dropped by about a tenth."""
+    again: ~25% of a publishing test's CPU (perf; docs/benchmarks.md, stop 45)."""
     gc.collect()
     gc.freeze()
 

@@ -8,8 +8,8 @@ import numpy as np
 
 
 def outputs(model: Any, images: np.ndarray) -> np.ndarray:
-    """The model called directly, in float64: the Keras layers alone, none of the code under test (and
-    nor `predict`'s per-call machinery, which outweighs a handful of images by far)."""
+    """The model called directly, in float64: the Keras layers alone, none of the code under test, and
+    none of `predict`'s per-call machinery, which outweighs a handful of images by far."""
     return np.asarray(model(images, training=False), np.float64)
 
 
