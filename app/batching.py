@@ -6,12 +6,17 @@ whole batch in the inference thread, and hands each request its row. Under load,
 batches grow by themselves while the previous one is computing.
 
 Whether to wait for more is decided per batch (`BatchPolicy.ADAPTIVE`). The clients
-just answered are the ones about to send again, so a batch waits only until it holds
-as many requests as the previous batch did, never for a size the traffic cannot
-reach. And it waits for each next request only as long as that request would save:
+about to send again are those of the batch just answered and those that queued behind
+it while it computed, so a batch waits only until it holds that many, never for a size
+the traffic cannot reach. Counting the ones behind matters: with the previous batch
+alone as the target, eight clients split into two alternating batches of four and stay
+split, each pass paying for half the batch it could have been (docs/benchmarks.md). And
+it waits for each next request only as long as that request would save:
 the fixed cost of a forward pass (`CostModel`, fitted on the batches served), the
-price of running it in a batch of its own. That is the ski-rental rule: whatever the
-arrivals, waiting never costs more than twice the best choice in hindsight.
+price of running it in a batch of its own, weighed by the share of the time the
+inference thread is busy (a tiny model whose answers are limited by the event loop
+saves nothing by merging). That is the ski-rental rule: whatever the arrivals, waiting
+never costs more than twice the best choice in hindsight.
 `max_wait_ms` stays an upper bound on the whole wait, never a constant to tune. A
 lone client's target is one: it never waits. `BatchPolicy.EAGER` never waits (a batch
 is what queued while the previous one computed); `BatchPolicy.FIXED` is the former
@@ -42,7 +47,7 @@ Request = tuple[np.ndarray, "asyncio.Future[np.ndarray]"]
 
 
 class BatchPolicy(StrEnum):
-    ADAPTIVE = "adaptive"  # Wait only for as many requests as the previous batch held.
+    ADAPTIVE = "adaptive"  # Wait only for the clients of the last batch and those queued behind it.
     EAGER = "eager"  # Never wait: a batch is what queued while the previous one computed.
     FIXED = "fixed"  # Wait for a full batch, up to max_wait, after any batch of several (the former rule).
 
@@ -53,15 +58,20 @@ class CostModel:
 
     `overhead` is what merging one more request into a batch saves (its own pass would pay it again);
     it keeps its last value while the batches seen so far are all of one size (the line is then
-    undetermined), and is `None` until the first fit.
+    undetermined), and is `None` until the first fit. `busy` is the share of the time the passes took
+    (same forgetting): the saving counts only while the inference thread's time is what is short.
     """
 
     def __init__(self, forgetting: float = 0.98) -> None:
         self._forgetting = forgetting
         self._sums = np.zeros(5)  # Weight, sum x, sum y, sum x^2, sum xy.
         self.overhead: float | None = None
+        self.busy = 1.0
 
-    def observe(self, size: int, seconds: float) -> None:
+    def observe(self, size: int, seconds: float, period: float | None = None) -> None:
+        """A pass of `size` images took `seconds`, starting `period` seconds after the one before it."""
+        if period is not None and period > 0:
+            self.busy = self._forgetting * self.busy + (1 - self._forgetting) * min(1.0, seconds / period)
         self._sums = self._forgetting * self._sums + np.array([1.0, size, seconds, size * size, size * seconds])
         weight, x, y, xx, xy = self._sums
         spread = weight * xx - x * x
@@ -86,7 +96,9 @@ class MicroBatcher:
         self._policy = policy
         self._queue: asyncio.Queue[Request | None] = asyncio.Queue()  # None: close() waking an idle task.
         self._task: asyncio.Task[None] | None = None
-        self._previous = 1  # Requests in the last batch: the clients about to come back.
+        self._previous = 1  # Requests in the last batch: clients about to come back...
+        self._behind = 0  # ...with those that queued while it computed.
+        self._last_start: float | None = None
         self.costs = CostModel()
         self._closing = False
 
@@ -115,9 +127,12 @@ class MicroBatcher:
                 self._previous = len(batch)
                 images = np.stack([image for image, _ in batch])
                 metrics.BATCH_SIZE.observe(len(batch))
-                started = time.perf_counter()
+                started, previous_start = time.perf_counter(), self._last_start
+                self._last_start = started
                 probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, images)
-                self.costs.observe(len(batch), time.perf_counter() - started)
+                period = None if previous_start is None else started - previous_start
+                self.costs.observe(len(batch), time.perf_counter() - started, period)
+                self._behind = self._queue.qsize()
             except asyncio.CancelledError:  # Stopped from outside (event loop shutdown) mid-batch.
                 _fail(batch, _unloaded())
                 raise
@@ -134,13 +149,17 @@ class MicroBatcher:
             return self._max_batch_size if self._previous > 1 else 1
         if self._policy is BatchPolicy.EAGER:
             return 1
-        return min(self._previous, self._max_batch_size)
+        return min(self._previous + self._behind, self._max_batch_size)
 
     def patience(self) -> float:
-        """Seconds to wait for the next request while below target: what it saves (ADAPTIVE), else max_wait."""
+        """Seconds to wait for the next request while below target: what it saves (ADAPTIVE), else max_wait.
+
+        Merging saves a pass's fixed cost only when the inference thread's time is what limits the answers;
+        when the event loop is (a tiny model), the thread would idle anyway and waiting only adds latency,
+        so the saving is weighed by the share of the time the thread was busy."""
         overhead = self.costs.overhead
         if self._policy is BatchPolicy.ADAPTIVE and overhead is not None:
-            return min(overhead, self._max_wait)
+            return min(overhead * self.costs.busy, self._max_wait)
         return self._max_wait
 
     async def _fill(self, batch: list[Request]) -> None:

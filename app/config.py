@@ -53,15 +53,17 @@ class Settings(BaseSettings):
         description="Micro-batching for versions served by openvino-int8 (the heavy default model).",
     )
     batch_max_wait_ms: float = Field(
-        2.0,
+        10.0,
         ge=0,
+        # A bound, not the wait: adaptive waits for each expected request only a forward pass's fixed cost.
+        # At 2 ms eight clients of the default model could not regroup into one batch (docs/benchmarks.md).
         description="Micro-batching: the longest a batch waits for the requests its policy expects (an upper bound).",
     )
     batch_policy: BatchPolicy = Field(
         BatchPolicy.ADAPTIVE,
         description=(
-            "Micro-batching: adaptive (wait only for as many requests as the previous batch held, each for at most "
-            "what it saves: a forward pass's fixed cost, measured), eager (never wait) or fixed (up to "
+            "Micro-batching: adaptive (wait only for the clients of the last batch and those queued behind it, each "
+            "for at most what it saves: a forward pass's fixed cost, measured), eager (never wait) or fixed (up to "
             "BATCH_MAX_WAIT_MS for a full batch after any batch of several; the former rule)."
         ),
     )

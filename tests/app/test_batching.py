@@ -160,6 +160,27 @@ def test_a_batch_waits_only_for_as_many_requests_as_the_previous_one_held() -> N
     assert _identity_rows.sizes == [8, 8]
 
 
+def test_clients_split_across_two_batches_regroup_into_one() -> None:
+    """Four clients arrive while four others' batch computes. The next batch counts both groups as about
+    to send, so it waits for the first four to come back: from then on, one pass for all eight."""
+
+    async def client(batcher: MicroBatcher, requests: int) -> None:
+        for _ in range(requests):
+            await batcher.predict(np.zeros((32, 32, 3), np.uint8))
+
+    async def scenario() -> None:
+        batcher = _adaptive_batcher(overhead=0.1)
+        early = [asyncio.create_task(client(batcher, 3)) for _ in range(4)]
+        await asyncio.sleep(0.03)  # The early four's first batch is computing.
+        late = [asyncio.create_task(client(batcher, 3)) for _ in range(4)]
+        await asyncio.wait_for(asyncio.gather(*early, *late), timeout=10)
+        await batcher.close()
+
+    _identity_rows.sizes.clear()
+    asyncio.run(scenario())
+    assert _identity_rows.sizes == [4, 8, 8, 4]  # Waiting only for the last batch's four: 4, 4, 4, 4, 4, 4.
+
+
 def test_when_clients_leave_the_wait_is_paid_once_then_the_target_follows() -> None:
     async def scenario() -> float:
         batcher = MicroBatcher(
@@ -220,6 +241,15 @@ def test_the_cost_model_recovers_a_forward_passs_fixed_cost_from_the_batches_ser
     for _ in range(100):
         costs.observe(8, 0.018)  # One size again: the last fit stands.
     assert costs.overhead == pytest.approx(0.010)
+
+
+def test_waiting_saves_a_passs_fixed_cost_only_as_far_as_the_inference_thread_is_busy() -> None:
+    """A tiny model's thread idles between passes (the event loop limits the answers): merging saves nothing."""
+    batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=60_000)
+    for size in (1, 8) * 200:  # Passes of 1 ms plus 0.1 ms per image, one every 20 ms.
+        batcher.costs.observe(size, 0.001 + 0.0001 * size, period=0.020)
+    assert batcher.costs.busy == pytest.approx(0.07, abs=0.02)
+    assert batcher.patience() == pytest.approx(0.001 * batcher.costs.busy)
 
 
 def _adaptive_batcher(overhead: float) -> MicroBatcher:
