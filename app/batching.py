@@ -98,7 +98,7 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self._previous = 1  # Requests in the last batch: clients about to come back...
         self._behind = 0  # ...with those that queued while it computed.
-        self._last_start: float | None = None
+        self._last_start: float | None = None  # When the last pass started: the clock of the busy share.
         self.costs = CostModel()
         self._closing = False
 
@@ -127,10 +127,10 @@ class MicroBatcher:
                 self._previous = len(batch)
                 images = np.stack([image for image, _ in batch])
                 metrics.BATCH_SIZE.observe(len(batch))
-                started, previous_start = time.perf_counter(), self._last_start
+                started = time.perf_counter()
+                period = None if self._last_start is None else started - self._last_start
                 self._last_start = started
                 probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, images)
-                period = None if previous_start is None else started - previous_start
                 self.costs.observe(len(batch), time.perf_counter() - started, period)
                 self._behind = self._queue.qsize()
             except asyncio.CancelledError:  # Stopped from outside (event loop shutdown) mid-batch.

@@ -63,7 +63,8 @@ class Settings(BaseSettings):
         BatchPolicy.ADAPTIVE,
         description=(
             "Micro-batching: adaptive (wait only for the clients of the last batch and those queued behind it, each "
-            "for at most what it saves: a forward pass's fixed cost, measured), eager (never wait) or fixed (up to "
+            "for at most what it saves: a forward pass's fixed cost, measured, times the inference thread's busy "
+            "share), eager (never wait) or fixed (up to "
             "BATCH_MAX_WAIT_MS for a full batch after any batch of several; the former rule)."
         ),
     )
