@@ -21,7 +21,8 @@ second, p50/p95/p99 latency and the ratios.
         # old code against new (a `git worktree` of an earlier commit), this checkout's store
     python bench/serve_throughput.py --model model_1 --policies fixed,eager,adaptive --rounds 2 \
         --concurrency 1,2,4,8,16,32,64 --seconds 4   # the micro-batcher's policies, all servers up at
-        # once, cells alternated (ABBA) so the machine's drift hits each policy alike
+        # once; each round sweeps every cell, servers and concurrencies in alternating order, so the
+        # machine's drift hits each policy and each concurrency alike; each cell's median over the rounds
 
 Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...);
 `--backends` sets INFERENCE_BACKEND for each server (default: the environment's, else auto), and
@@ -104,8 +105,9 @@ def main() -> int:
         "--rounds",
         type=int,
         default=0,
-        help="/predict only: start every server at once and measure each concurrency ROUNDS times, alternating "
-        "the servers' order (ABBA), reporting the mean: slow drift of the machine then hits every server alike",
+        help="/predict only: start every server at once and sweep every concurrency ROUNDS times, alternating the "
+        "servers' and the concurrencies' order each round, reporting each cell's median: a slow minute of the machine "
+        "then hits every server and every concurrency alike",
     )
     args = parser.parse_args()
     endpoints = {name: ENDPOINTS[name] for name in args.endpoints.split(",")}
@@ -166,7 +168,10 @@ def _interleaved(
     concurrencies: list[int],
     results: dict,
 ) -> None:
-    """Every server up at once (one port each; an idle one costs nothing), cells alternated per concurrency."""
+    """Every server up at once (one port each; an idle one costs nothing). Rounds are the outer loop and
+    each reverses the last one's order of servers and of concurrencies (ABBA both ways), so a slow
+    minute costs every cell alike instead of one concurrency all its rounds (which reads as a dip in
+    throughput against concurrency); each cell is its median over the rounds."""
     with contextlib.ExitStack() as stack:
         bases = {
             label: stack.enter_context(_server(args.model, args.port + i, backend, args.workers, policy, tree))
@@ -178,17 +183,21 @@ def _interleaved(
         }
         for url in urls.values():
             _run_wrk(url, request, 1, 3)  # Warm-up.
-        for concurrency in concurrencies:
-            samples: dict[str, list[dict]] = {label: [] for label in servers}
-            for round_ in range(args.rounds):
-                for label in list(servers) if round_ % 2 == 0 else list(servers)[::-1]:
-                    samples[label].append(_run_wrk(urls[label], request, concurrency, args.seconds))
-            for label, runs in samples.items():
-                r = results[(label, "predict", concurrency)] = {
-                    key: float(np.mean([run[key] for run in runs])) for key in runs[0]
-                }
-                r["spread"] = float(np.ptp([run["rps"] for run in runs]) / r["rps"])
-                _print_cell(f"{label}", concurrency, r)
+        samples: dict[tuple[str, int], list[dict]] = {(label, c): [] for label in servers for c in concurrencies}
+        for round_ in range(args.rounds):
+            forward = round_ % 2 == 0
+            for concurrency in concurrencies if forward else concurrencies[::-1]:
+                for label in list(servers) if forward else list(servers)[::-1]:
+                    samples[label, concurrency].append(_run_wrk(urls[label], request, concurrency, args.seconds))
+            print(f"round {round_ + 1} of {args.rounds} done", flush=True)
+    for concurrency in concurrencies:
+        for label in servers:
+            runs = samples[label, concurrency]
+            r = results[(label, "predict", concurrency)] = {
+                key: float(np.median([run[key] for run in runs])) for key in runs[0]
+            }
+            r["spread"] = float(np.ptp([run["rps"] for run in runs]) / r["rps"])
+            _print_cell(f"{label}", concurrency, r)
 
 
 def _print_cell(name: str, concurrency: int, r: dict) -> None:
