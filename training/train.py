@@ -235,25 +235,22 @@ def without_calibration_split(dataset: Cifar10, holdout: int, seed: int) -> tupl
     return dataset.x_train[keep], dataset.y_train[keep]
 
 
+# TrainOptions fields that override the recipe's field of the same name when set (None: the recipe's).
+RECIPE_OVERRIDES = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "calibration_holdout",
+    "jpeg_fraction",
+    "corruption_fraction",
+    "augmix_fraction",
+    "precision",
+)
+
+
 def _recipe_with_overrides(recipe: Recipe, options: TrainOptions) -> Recipe:
-    changes: dict[str, Any] = {}
-    if options.epochs is not None:
-        changes["epochs"] = options.epochs
-    if options.batch_size is not None:
-        changes["batch_size"] = options.batch_size
-    if options.learning_rate is not None:
-        changes["learning_rate"] = options.learning_rate
-    if options.calibration_holdout is not None:
-        changes["calibration_holdout"] = options.calibration_holdout
-    if options.jpeg_fraction is not None:
-        changes["jpeg_fraction"] = options.jpeg_fraction
-    if options.corruption_fraction is not None:
-        changes["corruption_fraction"] = options.corruption_fraction
-    if options.augmix_fraction is not None:
-        changes["augmix_fraction"] = options.augmix_fraction
-    if options.precision is not None:
-        changes["precision"] = options.precision
-    return replace(recipe, **changes)
+    changes = {field: getattr(options, field) for field in RECIPE_OVERRIDES}
+    return replace(recipe, **{field: value for field, value in changes.items() if value is not None})
 
 
 def _verbosity(requested: int | None) -> int:

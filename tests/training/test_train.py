@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import keras
@@ -14,7 +14,15 @@ from training.architectures import get_architecture
 from training.core import artifacts
 from training.core.forward import make_forward
 from training.data import load_cifar10
-from training.train import TrainOptions, _recipe_with_overrides, _without_optimizer, build_for_training, train
+from training.recipes import Recipe
+from training.train import (
+    RECIPE_OVERRIDES,
+    TrainOptions,
+    _recipe_with_overrides,
+    _without_optimizer,
+    build_for_training,
+    train,
+)
 
 
 def test_a_run_publishes_a_complete_loadable_version(tiny_store: Path) -> None:
@@ -101,6 +109,13 @@ def test_fine_tuning_starts_from_the_given_versions_weights(
         with pytest.raises(Stop):
             train(replace(options, models_dir=tmp_path))
     assert all(np.array_equal(a, b) for a, b in zip(captured[0], start, strict=True))
+
+
+def test_every_override_names_a_recipe_field_and_an_option() -> None:
+    recipe_fields = {field.name for field in fields(Recipe)}
+    option_fields = {field.name for field in fields(TrainOptions)}
+    assert set(RECIPE_OVERRIDES) <= recipe_fields & option_fields
+    assert all(getattr(TrainOptions("model_1"), name) is None for name in RECIPE_OVERRIDES)  # Unset: the recipe's.
 
 
 def test_overrides_replace_only_the_fields_they_name() -> None:
