@@ -58,7 +58,7 @@ def write_saved_model(
     module = tf.Module()
     module.model = model  # Tracked, so that its variables are saved.
 
-    @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8, name=INPUT_NAME)])
+    @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8, name=INPUT_NAME)], autograph=False)
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
         rows = forward(images)
         probabilities = rows[:, :NUM_CLASSES]

@@ -153,7 +153,7 @@ def _measure(
     the served graph computes the score from (`training.core.forward.novelty_score`)."""
     network = keras.Model(model.inputs, [logits_model(model).output, *(model.get_layer(n).output for n in layers)])
 
-    @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)])
+    @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)], autograph=False)
     def measure(batch: tf.Tensor) -> list[tf.Tensor]:
         logits, *activations = network(scale_tensor(batch, scaling), training=False)
         return [logits, *(channel_statistics(activation) for activation in activations)]

@@ -27,7 +27,7 @@ PREFETCH_BATCHES = 2  # Batches made ahead of the training step; the step, not t
 def evaluation_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe) -> tf.data.Dataset:
     """Evaluation batches: uint8 arrays stay uint8 in memory; each batch is scaled and one-hot encoded on the fly."""
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(recipe.batch_size)
-    return _fixed_parallelism(data.map(lambda x, y: _model_inputs(x, y, recipe), num_parallel_calls=_map_workers()))
+    return _fixed_parallelism(_map(data, lambda x, y: _model_inputs(x, y, recipe)))
 
 
 class TrainingData(NamedTuple):
@@ -46,18 +46,13 @@ def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, see
     data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     if recipe.jpeg_fraction > 0:
         reencode = _jpeg_reencoding(recipe, seed)
-        data = data.enumerate().map(lambda position, example: (reencode(position, example[0]), example[1]))
+        data = _map(data.enumerate(), lambda position, example: (reencode(position, example[0]), example[1]))
     data = data.batch(recipe.batch_size).enumerate()
-    data = data.map(
-        lambda step, batch: _damaged(step, *_model_inputs(batch[0], batch[1], recipe), recipe, seed),
-        num_parallel_calls=_map_workers(),
-    )
+    data = _map(data, lambda step, batch: _damaged(step, *_model_inputs(batch[0], batch[1], recipe), recipe, seed))
     if recipe.augment:
         flip = keras.layers.RandomFlip("horizontal", seed=seed)
         translate = _translation(seed)
-        data = data.map(
-            lambda x, y: (translate(flip(x, training=True), training=True), y), num_parallel_calls=_map_workers()
-        )
+        data = _map(data, lambda x, y: (translate(flip(x, training=True), training=True), y))
     return TrainingData(_fixed_parallelism(data), int(np.ceil(count / recipe.batch_size)), endless=False)
 
 
@@ -75,10 +70,7 @@ def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Re
     data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
     if recipe.jpeg_fraction > 0:
         reencode = _jpeg_reencoding(recipe, seed)
-        data = data.map(
-            lambda position, example: (position, (reencode(position, example[0]), *example[1:])),
-            num_parallel_calls=_map_workers(),
-        )
+        data = _map(data, lambda position, example: (position, (reencode(position, example[0]), *example[1:])))
     data = data.batch(recipe.batch_size, drop_remainder=True)
     translate = _translation(seed)
 
@@ -90,7 +82,7 @@ def _alternating_flip_dataset(images: np.ndarray, labels: np.ndarray, recipe: Re
         x = tf.where(mirror[:, None, None, None], tf.reverse(x, axis=[2]), x)
         return translate(x, training=True), y
 
-    return _fixed_parallelism(data.map(augment, num_parallel_calls=_map_workers()))
+    return _fixed_parallelism(_map(data, augment))
 
 
 def _jpeg_reencoding(recipe: Recipe, seed: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
@@ -107,6 +99,13 @@ def _jpeg_reencoding(recipe: Recipe, seed: int) -> Callable[[tf.Tensor, tf.Tenso
         )
 
     return reencode
+
+
+def _map(data: tf.data.Dataset, function: Callable[..., object]) -> tf.data.Dataset:
+    """`data.map(function)` in parallel (order kept), without AutoGraph: every map function here branches
+    with `tf.where` and `tf.cond`, never with Python control flow on tensors, so converting their source
+    buys nothing and cost ~1 s per augmented pipeline (docs/benchmarks.md, stop 48)."""
+    return data.map(tf.autograph.experimental.do_not_convert(function), num_parallel_calls=_map_workers())
 
 
 def _map_workers() -> int:

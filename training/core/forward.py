@@ -38,7 +38,8 @@ def make_forward(
     """A `tf.function` with a fixed signature, traced once: no per-call Python overhead.
 
     `model.predict()` builds a dataset and a progress loop on every call, which costs
-    tens of milliseconds; calling the traced graph directly costs well under one.
+    tens of milliseconds; calling the traced graph directly costs well under one. Traced without
+    AutoGraph: nothing here branches on a tensor in Python, so converting the source only costs time.
     """
     mode, average = TestTimeAugmentation(tta), TtaAverage(average)
     if temperature <= 0:
@@ -72,7 +73,7 @@ def make_forward(
         return tf.concat([probabilities, score[:, None]], axis=1)
 
     signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)]
-    compiled: Forward = tf.function(forward, input_signature=signature, reduce_retracing=True)
+    compiled: Forward = tf.function(forward, input_signature=signature, reduce_retracing=True, autograph=False)
     return compiled
 
 
@@ -148,7 +149,7 @@ def view_logits(
         return tf.reshape(logits, (len(views), tf.shape(batch)[0], -1))
 
     signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.uint8)]
-    compiled: Forward = tf.function(views_of, input_signature=signature, reduce_retracing=True)
+    compiled: Forward = tf.function(views_of, input_signature=signature, reduce_retracing=True, autograph=False)
     _, weights = tta_views(tf.zeros((1, *INPUT_SHAPE)), mode)
     chunks = [
         compiled(tf.constant(images[start : start + batch_size])).numpy() for start in range(0, len(images), batch_size)
