@@ -136,7 +136,8 @@ def extract_archive(archive: Path, cache_dir: Path | None = None) -> Path:
 def _extract_batches(archive: Path, folder: Path) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            members = [m for m in tar.getmembers() if _is_batch_file(m)]
+            # Read as the archive streams: listing the members first would decompress it all twice.
+            members = (m for m in tar if _is_batch_file(m))
             # The "data" filter (Python >= 3.11.4) also refuses links and odd permissions.
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(folder, members=members, filter="data")

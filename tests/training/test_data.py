@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +114,23 @@ def test_wrong_shape_and_labels_are_reported(broken_copy: Path) -> None:
         pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 12]}, handle)
     with pytest.raises(DatasetError, match=r"labels outside 0..9"):
         load_cifar10(broken_copy)
+
+
+def test_only_the_batch_files_leave_an_archive(tiny_cifar_dir: Path, tmp_path: Path) -> None:
+    """Links, paths that climb out and files beside the batch folder stay in the archive."""
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_cifar_dir, arcname="cifar-10-batches-py")
+        for name in ("../escaped", "readme.html", "cifar-10-batches-py/nested/deeper"):
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO())
+        link = tarfile.TarInfo("cifar-10-batches-py/passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    folder = data.extract_archive(archive, tmp_path / "cache")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in tiny_cifar_dir.iterdir())
+    assert [p.name for p in folder.parent.iterdir()] == ["cifar-10-batches-py"]
+    assert not (tmp_path / "escaped").exists()
+    assert load_cifar10(archive).checksum() == load_cifar10(tiny_cifar_dir).checksum()
 
 
 def test_corrupt_archive_is_named(tmp_path: Path) -> None:
