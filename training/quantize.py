@@ -37,8 +37,8 @@ BATCH = 500  # Images per inference call when scoring the test set.
 def quantize_version(source: Path, models_dir: Path, data: Path | None = None) -> Path:
     """Publish an int8-carrying copy of the version in `source` into `models_dir`; return its folder."""
     try:
+        openvino_runtime.openvino()  # First: NNCF imports openvino too.
         import nncf  # type: ignore[import-untyped]
-        import openvino  # noqa: F401
     except ImportError as error:
         raise ValueError(f"quantizing needs openvino and nncf ({error.name} is not installed)") from error
     artifact = artifacts.load_artifact(source)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.utils.data import COMMITTED_MODELS, SAMPLES, real_archive_or_skip
 from tests.utils.reference import numpy_calibrated_tta
-from training.core import artifacts
+from training.core import artifacts, openvino_runtime
 from training.core.forward import logits_model
 from training.core.novelty import split_rows
 from training.core.preprocessing import scale_images
@@ -105,9 +105,7 @@ def test_http_predictions_equal_in_process_predictions_on_raw_arrays(committed_c
 
 
 def _int8_answers(folder: Path, images: np.ndarray) -> np.ndarray:
-    import openvino
-
-    core = openvino.Core()
+    core = openvino_runtime.openvino().Core()
     model = core.read_model(folder / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return split_rows(np.asarray(compiled([images])[0]))[0]  # Without the novelty score, if it answers one.

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from training.core import openvino_runtime
+
 # The tiny fixture's int8 answers recorded on one kind came back within ~4e-4 on the other.
 INT8_ACROSS_CPUS = 2e-3
 
 
 def int8_weights(model_file: Path) -> list[np.ndarray]:
     """Every int8 weight tensor of an OpenVINO int8 model."""
-    import openvino
-
+    openvino = openvino_runtime.openvino()
     model = openvino.Core().read_model(model_file)
     return [
         op.get_data()

@@ -2,12 +2,13 @@
 
 Publishing (`training.export`) and quantizing (`training.quantize`) measure a model
 compiled here; the service (`app/backends.py`) serves it compiled here too, so the
-answers recorded at publish time are the answers served. OpenVINO is imported lazily:
-importing this module costs nothing.
+answers recorded at publish time are the answers served. OpenVINO is imported lazily, and
+only through `openvino()`: importing this module costs nothing.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,23 @@ import numpy as np
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 32, 32, 3) -> float32 probabilities (N, 10).
 
 
-def runtime_version() -> str:
+def openvino() -> Any:
+    """The openvino module, with OpenVINO's usage reporting off in this process.
+
+    Importing openvino loads its model converter, which reports usage to Google Analytics unless the
+    user has run `opt_in_out --opt_out`, and each report forks the whole importing process to post it:
+    a server at start-up, a publish ~27 times (~2 s of CPU), towards a network a training machine or a
+    serving container may not reach. The converter and NNCF both fall back to a silent stub when the
+    telemetry package cannot be imported; hiding it before the first import chooses that fallback.
+    """
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]  # None: "cannot import".
     import openvino as ov
 
-    return f"openvino {ov.__version__}"
+    return ov
+
+
+def runtime_version() -> str:
+    return f"openvino {openvino().__version__}"
 
 
 def convert(forward: Any) -> Any:
@@ -31,7 +45,7 @@ def convert(forward: Any) -> Any:
     several times per weight: ~2.7 s per model against ~1 s frozen, slower still in a process that
     has traced many functions. The IR computes the same probabilities either way (checked at publish).
     """
-    import openvino as ov
+    ov = openvino()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     frozen = convert_variables_to_constants_v2(forward.get_concrete_function())
@@ -41,23 +55,17 @@ def convert(forward: Any) -> Any:
 
 
 def read_model(path: Path) -> Any:
-    import openvino as ov
-
-    return ov.Core().read_model(path)
+    return openvino().Core().read_model(path)
 
 
 def save_model(model: Any, path: Path) -> None:
     """Write IR (model.xml + model.bin) with fp32 weights: fp16 would move probabilities past 1e-4."""
-    import openvino as ov
-
-    ov.save_model(model, path, compress_to_fp16=False)
+    openvino().save_model(model, path, compress_to_fp16=False)
 
 
 def compile_for_cpu(model: Any, threads: int | None = None) -> Predict:
     """A model (or IR path) compiled for CPU: one latency-oriented stream, the batcher sending one
     batch at a time. The returned function is for one thread at a time (one infer request)."""
-    import openvino as ov
-
     config: dict[str, Any] = {
         "PERFORMANCE_HINT": "LATENCY",
         # CPUs with bf16 or AMX default to bf16, which moves probabilities by up to ~0.04 here;
@@ -66,7 +74,7 @@ def compile_for_cpu(model: Any, threads: int | None = None) -> Predict:
     }
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = ov.Core().compile_model(model, "CPU", config)
+    compiled = openvino().Core().compile_model(model, "CPU", config)
     request = compiled.create_infer_request()
 
     def predict(images: np.ndarray) -> np.ndarray:

@@ -1,0 +1,42 @@
+"""The one door to OpenVINO: imported through it, openvino reports nothing and forks nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.utils.data import REPO
+
+pytest.importorskip("openvino")
+
+# A fresh interpreter: in the test process openvino may already have been imported some other way.
+SCRIPT = """
+import atexit, json, os
+import numpy as np
+
+forks = []
+os.register_at_fork(before=lambda: forks.append(1))
+from training.core.openvino_runtime import openvino
+
+ov = openvino()
+import openvino.tools.ovc.telemetry_utils as converter_telemetry
+
+ops = ov.opset13
+images = ops.parameter([1, 3], ov.Type.f32)
+answer = ov.Core().compile_model(ov.Model([ops.relu(images)], [images]), "CPU")(np.float32([[-1, 0, 2]]))[0]
+report = {"answer": answer.tolist(), "telemetry": converter_telemetry.tm.__name__}
+# At exit: after the interpreter has waited for any thread still sending a report.
+atexit.register(lambda: print(json.dumps({**report, "forks": len(forks)})))
+"""
+
+
+def test_openvino_imported_through_the_runtime_sends_no_usage_reports() -> None:
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["answer"] == [[0.0, 0.0, 2.0]]
+    assert report["telemetry"] == "openvino.tools.ovc.telemetry_stub"  # The converter's silent fallback.
+    assert report["forks"] == 0  # Each report would fork the whole process to post it.
