@@ -1,5 +1,5 @@
-"""Serving needs no TensorFlow: versions with OpenVINO IR load and answer without importing it (and importing
-the app leaves the process's logging alone)."""
+"""Serving needs no TensorFlow: versions with OpenVINO IR load and answer without importing it (nor OpenVINO's
+usage reporting; and importing the app leaves the process's logging alone)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ backends = {f"{m['name']}/{v['version']}": v["backend"] for m in models for v in
 print(json.dumps({
     "status": answer.status_code,
     "backends": backends,
-    "imported": sorted(name for name in ("tensorflow", "keras") if name in sys.modules),
+    "imported": sorted(n for n in ("tensorflow", "keras", "openvino_telemetry") if sys.modules.get(n) is not None),
     "logging_set_by_import": logging_set_by_import,
 }))
 """

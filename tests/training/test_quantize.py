@@ -13,13 +13,16 @@ import pytest
 
 from tests.utils.data import REPO, TINY_HOLDOUT
 from tests.utils.int8 import INT8_ACROSS_CPUS, fits_seven_bits, int8_weights
-from training.core import artifacts
+from training.core import artifacts, openvino_runtime
 from training.core.preprocessing import probe_images
 from training.data import calibration_split, load_cifar10
 
-openvino = pytest.importorskip("openvino")
-# Checked, not imported: NNCF brings pandas, networkx and scikit-learn into every process that collects this file.
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="nncf is not installed")
+# Checked, not imported: NNCF brings pandas, networkx and scikit-learn into every process that collects this file,
+# and openvino is imported through its one door (`openvino_runtime.openvino`), by the tests that use it.
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None,
+    reason="openvino and nncf are needed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +40,9 @@ def _assert_same_accuracy(recorded: float, probabilities: np.ndarray, labels: np
 
 
 def _int8(folder: Path):
-    model = openvino.Core().read_model(folder / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
-    return openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    core = openvino_runtime.openvino().Core()
+    model = core.read_model(folder / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
+    return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
 
 def test_a_new_version_keeps_the_source_and_adds_the_int8_model(quantized: Path) -> None:
@@ -67,7 +71,7 @@ def test_every_int8_weight_fits_in_seven_bits(quantized: Path) -> None:
 def test_the_layer_that_reads_the_pixels_stays_fp32_and_the_next_one_is_int8(quantized: Path) -> None:
     """Like the classifier at the other end: on whitened_convnet v14, quantizing its first layer (the
     whitening filter) cost held-out agreement with fp32 for no speed (docs/benchmarks.md, stop 44)."""
-    model = openvino.Core().read_model(quantized / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
+    model = openvino_runtime.openvino().Core().read_model(quantized / artifacts.INT8_DIR / artifacts.INT8_MODEL_FILE)
     first, second = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"][:2]
     assert not _quantized_inputs(first), "the first convolution reads fp32 pixels with fp32 weights"
     assert _quantized_inputs(second) == {"FakeQuantize", "i8"}, "the second is quantized, activations and weights"
@@ -81,7 +85,10 @@ def _quantized_inputs(convolution) -> set[str]:
         node, depth = pending.pop()
         if node.get_type_name() == "FakeQuantize":
             found.add("FakeQuantize")
-        elif node.get_type_name() == "Constant" and node.get_output_element_type(0) == openvino.Type.i8:
+        elif (
+            node.get_type_name() == "Constant"
+            and node.get_output_element_type(0) == openvino_runtime.openvino().Type.i8
+        ):
             found.add("i8")
         elif node.get_type_name() in ("Convert", "Subtract", "Multiply", "Reshape") and depth < 3:
             pending.extend((value.get_node(), depth + 1) for value in node.input_values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from tests.utils.data import REPO
 
-pytest.importorskip("openvino")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed")
 
 # A fresh interpreter: in the test process openvino may already have been imported some other way.
 SCRIPT = """
