@@ -15,6 +15,13 @@ def _same(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
 
 
+def _weights_after_each_epoch(model: keras.Model, batches: object, epochs: int) -> list[list[np.ndarray]]:
+    weights: list[list[np.ndarray]] = []
+    keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: weights.append(model.get_weights()))
+    model.fit(batches, epochs=epochs, verbose=0, callbacks=[keep])
+    return weights
+
+
 @pytest.mark.parametrize("name", ["model_1", "model_2"])
 def test_the_tutorial_recipes_take_the_tutorial_fits_steps(name: str) -> None:
     """This project's training (uint8 batches scaled on the fly, several steps per graph call) against the
@@ -46,9 +53,7 @@ def test_the_tutorial_recipes_take_the_tutorial_fits_steps(name: str) -> None:
     after_two_epochs = []
     for steps_per_execution in (recipe.steps_per_execution, 3):
         ours = compiled(data.steps_per_epoch, steps_per_execution)
-        weights: list[list[np.ndarray]] = []
-        keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: weights.append(ours.get_weights()))
-        ours.fit(training_batches(images, labels, recipe, seed=0).batches, epochs=2, verbose=0, callbacks=[keep])
+        weights = _weights_after_each_epoch(ours, training_batches(images, labels, recipe, seed=0).batches, 2)
         assert _same(weights[0], tutorial.get_weights()), f"{steps_per_execution} steps per call, first epoch"
         after_two_epochs.append(weights[1])
     assert _same(*after_two_epochs)
