@@ -34,11 +34,13 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-# Two workers (the cores here), a test file each at a time, so a file's module fixtures are built once; the
-# session's fixture stores are trained by one worker for all (tests/conftest.py). TEST_WORKERS=0: one process.
+# Two workers (the cores here), each starting on half of the tests in file order and taking over the tail of the
+# other's queue when its own runs dry: one file-at-a-time worker idled ~9 s while the other ran the last heavy
+# file (docs/benchmarks.md, stop 48). A file's module fixtures are built twice only when its tests are split so.
+# The session's fixture stores are trained by one worker for all (tests/conftest.py). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test-fast: install
-	$(PY) -m pytest -m "$(FAST)" -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -m "$(FAST)" -n $(TEST_WORKERS) --dist worksteal
 
 fixtures: install
 	$(PY) -m tests.utils.stores
