@@ -43,7 +43,8 @@ def convert(forward: Any) -> Any:
     The weights are frozen into the graph as constants first. Handed the function itself, the
     converter finds each weight by walking the graph's captured variables and reading them eagerly,
     several times per weight: ~2.7 s per model against ~1 s frozen, slower still in a process that
-    has traced many functions. The IR computes the same probabilities either way (checked at publish).
+    has traced many functions (stop 41, usage reports still on; frozen and without them, ~0.15 s).
+    The IR computes the same probabilities either way (checked at publish).
     """
     ov = openvino()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
