@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training.core.staging import staged_file
+from training.core.staging import set_aside, staged_file
 from training.provenance import RunDescription
 
 HISTORY_FILE = "history.csv"
@@ -29,6 +29,7 @@ FITTED_WEIGHTS = "fitted.weights.h5"
 RUN_FILE = "run.json"
 BACKUP_DIR = "backup"
 BACKUP_SUFFIX = ".weights.h5"  # Keras needs it in the name.
+BROKEN_SUFFIX = ".broken"  # A backup that does not load is renamed so, kept for a post-mortem.
 
 
 def prepare(folder: Path, run: RunDescription) -> Path:
@@ -118,8 +119,7 @@ def restore(model: keras.Model, folder: Path) -> int:
                 model.optimizer.build(model.trainable_variables)  # Its variables must exist to be loaded.
             model.load_weights(str(backup))
         except Exception as error:  # h5py reports a damaged file as OSError, KeyError, ValueError, ...
-            broken = backup.with_name(backup.name + ".broken")
-            backup.rename(broken)
+            broken = set_aside(backup, BROKEN_SUFFIX)
             print(
                 f"The backup {backup.name} does not load ({type(error).__name__}: {error}); set aside as {broken.name}",
                 flush=True,
@@ -128,7 +128,7 @@ def restore(model: keras.Model, folder: Path) -> int:
         epochs_done = int(backup.name.removeprefix("epoch-").removesuffix(BACKUP_SUFFIX))
         print(f"Resuming after epoch {epochs_done} from {backup.name}", flush=True)
         return epochs_done
-    if any(folder.glob(f"*{BACKUP_SUFFIX}.broken")):
+    if any(folder.glob(f"*{BACKUP_SUFFIX}{BROKEN_SUFFIX}")):
         print("No backup loads: training starts over from epoch 1", flush=True)
     return 0
 

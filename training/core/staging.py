@@ -28,6 +28,14 @@ def publish(staged: Path, target: Path) -> None:
     os.replace(staged, target)
 
 
+def set_aside(path: Path, suffix: str) -> Path:
+    """Rename a file that must not be read again (a damaged backup) to a sibling ending in `suffix`,
+    replacing an earlier one of that name, and return the new path: kept for a post-mortem, never loaded."""
+    aside = path.with_name(path.name + suffix)
+    publish(path, aside)
+    return aside
+
+
 @contextlib.contextmanager
 def staged_file(target: Path) -> Iterator[Path]:
     """Yield a path to write; on success it is flushed to disk and replaces `target` in one rename, on
@@ -59,7 +67,7 @@ def staged_dir(target: Path, overwrite: bool = True) -> Iterator[Path]:
         yield staging
         retired = staging_name(target)
         if overwrite and target.exists():  # A rename cannot replace a non-empty folder: move the old one aside.
-            os.rename(target, retired)
+            publish(target, retired)
         publish(staging, target)
         shutil.rmtree(retired, ignore_errors=True)
     finally:
