@@ -1,27 +1,33 @@
 """Micro-batching: concurrent requests share one forward pass, as in TF Serving, Triton and BentoML.
 
-Each request puts its image on a queue and awaits a future. One task per model
-takes the first waiting image, gathers whatever else is already queued, runs the
-whole batch in the inference thread, and hands each request its row. Under load,
-batches grow by themselves while the previous one is computing.
+Each request puts its image on the version's queue and awaits a future. The inference
+thread runs one pass over whatever is queued (up to the batch size) and hands each
+request its row. Under load, batches grow by themselves while the previous one computes.
 
-Whether to wait for more is decided per batch (`BatchPolicy.ADAPTIVE`). The clients
-about to send again are those of the batch just answered and those that queued behind
-it while it computed, so a batch waits only until it holds that many, never for a size
-the traffic cannot reach. Counting the ones behind matters: with the previous batch
+Who starts the next pass depends on what limits. When as many requests queued during a
+pass as it served, the queue is not shrinking: the inference thread is what limits, so
+it takes the next batch itself the moment it is free, with no round trip through the
+event loop, which would leave it idle while the loop delivers answers and parses
+requests (docs/benchmarks.md: +9% at 8 clients of the default model). Each pass is a new
+job on the shared executor, so other models' passes take their turns. When the queue
+shrinks, the thread stops and the event loop gathers the next batch.
+
+Whether that batch waits for more is decided per batch (`BatchPolicy.ADAPTIVE`). The
+clients about to send again are those of the batch just answered and those that queued
+behind it while it computed, so a batch waits only until it holds that many, never for a
+size the traffic cannot reach. Counting the ones behind matters: with the previous batch
 alone as the target, eight clients split into two alternating batches of four and stay
 split, each pass paying for half the batch it could have been (docs/benchmarks.md). And
-it waits for each next request only as long as that request would save:
-the fixed cost of a forward pass (`CostModel`, fitted on the batches served), the
-price of running it in a batch of its own, weighed by the share of the time the
-inference thread is busy (a tiny model whose answers are limited by the event loop
-saves nothing by merging). That is the ski-rental rule: whatever the arrivals, waiting
-never costs more than twice the best choice in hindsight.
-`max_wait_ms` stays an upper bound on the whole wait, never a constant to tune. A
-lone client's target is one: it never waits. `BatchPolicy.EAGER` never waits (a batch
-is what queued while the previous one computed); `BatchPolicy.FIXED` is the former
-rule (wait up to `max_wait_ms` for a full batch whenever the last batch held several).
-The bench sweep of all three is in docs/benchmarks.md.
+it waits for each next request only as long as that request would save: the fixed cost
+of a forward pass (`CostModel`, fitted on the batches served), the price of running it in
+a batch of its own, weighed by the share of the time the inference thread is busy (a
+tiny model whose answers are limited by the event loop saves nothing by merging). That
+is the ski-rental rule: whatever the arrivals, waiting never costs more than twice the
+best choice in hindsight. `max_wait_ms` stays an upper bound on the whole wait, never a
+constant to tune. A lone client's target is one: it never waits. `BatchPolicy.EAGER`
+never waits; `BatchPolicy.FIXED` is the former rule, kept as the reference: every batch
+goes through the event loop and, after any batch of several, waits up to `max_wait_ms`
+for a full one. The bench sweeps are in docs/benchmarks.md.
 
 Closing drains: the model is still in memory when its version is unloaded (deleted
 from the store, dropped by the serving policy, the server stopping), so every request
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from enum import StrEnum
@@ -94,8 +101,14 @@ class MicroBatcher:
         self._max_batch_size = max_batch_size
         self._max_wait = max_wait_ms / 1000.0
         self._policy = policy
-        self._queue: asyncio.Queue[Request | None] = asyncio.Queue()  # None: close() waking an idle task.
-        self._task: asyncio.Task[None] | None = None
+        # Shared with the inference thread, which takes its batches from it: deque's append and popleft are atomic.
+        self._pending: deque[Request] = deque()
+        self._arrived = asyncio.Event()  # A request was queued, or close() began: a gathering batch looks again.
+        self._serving = False  # A batch is being gathered or computed; only the event loop's thread touches it.
+        self._drained = asyncio.Event()  # Nothing queued, nothing computing: what close() waits for.
+        self._drained.set()
+        self._gathering: asyncio.Task[None] | None = None  # Held: the event loop keeps only weak references.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._previous = 1  # Requests in the last batch: clients about to come back...
         self._behind = 0  # ...with those that queued while it computed.
         self._last_start: float | None = None  # When the last pass started: the clock of the busy share.
@@ -104,44 +117,115 @@ class MicroBatcher:
 
     async def predict(self, image: np.ndarray) -> np.ndarray:
         """Probabilities for one uint8 (32, 32, 3) image."""
-        if self._closing and (self._task is None or self._task.done()):
+        if self._closing and not self._serving:
             raise _unloaded()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((image, future))
+        self._loop = asyncio.get_running_loop()  # Where the inference thread posts the answers.
+        future: asyncio.Future[np.ndarray] = self._loop.create_future()
+        self._pending.append((image, future))
+        self._arrived.set()
+        if not self._serving:
+            self._start()
         return await future
 
-    async def _run(self) -> None:
-        """Serve batches until closed with nothing left queued."""
-        while not (self._closing and self._queue.empty()):
-            first = await self._queue.get()
-            if first is None:
-                continue
-            batch = [first]
-            try:  # From here the batch is off the queue: whatever happens, each request gets an answer.
-                await self._fill(batch)
-                batch[:] = [request for request in batch if not request[1].cancelled()]  # Their callers left.
-                if not batch:
-                    continue
-                self._previous = len(batch)
-                images = np.stack([image for image, _ in batch])
-                metrics.BATCH_SIZE.observe(len(batch))
-                started = time.perf_counter()
-                period = None if self._last_start is None else started - self._last_start
-                self._last_start = started
-                probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, images)
-                self.costs.observe(len(batch), time.perf_counter() - started, period)
-                self._behind = self._queue.qsize()
-            except asyncio.CancelledError:  # Stopped from outside (event loop shutdown) mid-batch.
-                _fail(batch, _unloaded())
-                raise
-            except Exception as error:  # Hand the failure to every waiting request; keep serving.
-                _fail(batch, error)
-                continue
-            for row, (_, future) in zip(probabilities, batch, strict=True):
-                if not future.done():  # The client may have gone away.
-                    future.set_result(row)
+    def _start(self) -> None:
+        """The inference thread is free of this model's work: gather a batch, as the policy says, and send it."""
+        self._serving = True
+        self._drained.clear()
+        self._gathering = asyncio.ensure_future(self._gather_and_send())
+
+    async def _gather_and_send(self) -> None:
+        """The event loop's side of a batch: wait for companions as the policy says, then hand it to the thread."""
+        try:
+            await self._gather()
+        except asyncio.CancelledError:  # The event loop is shutting down mid-gathering.
+            self._fail_pending(_unloaded())
+            self._idle()
+            raise
+        try:
+            self._executor.submit(self._serve_pending)
+        except RuntimeError:  # The executor is shut down: the server is stopping.
+            self._fail_pending(_unloaded())
+            self._idle()
+
+    async def _gather(self) -> None:
+        """Wait for companions only while below the policy's target, each next request for at most
+        `patience()`, all of them for at most max_wait, so a lone client never pays the wait, nor does a
+        closing batcher."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_wait
+        target, patience = min(self.target(), self._max_batch_size), self.patience()
+        while len(self._pending) < target and not self._closing:
+            remaining = min(deadline - loop.time(), patience)
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return
+
+    def _serve_pending(self) -> None:
+        """In the inference thread: one forward pass over what is queued, its answers handed to the event
+        loop; then, if more queued meanwhile and the policy chains, the next pass straight away, without
+        a round trip through the event loop (a new job, so other models' passes take their turn)."""
+        batch: list[Request] = []
+        while self._pending and len(batch) < self._max_batch_size:
+            request = self._pending.popleft()
+            if not request[1].cancelled():  # Its caller left.
+                batch.append(request)
+        if batch:
+            started = time.perf_counter()
+            try:
+                outcome: np.ndarray | Exception = self._predict(np.stack([image for image, _ in batch]))
+            except Exception as error:  # Handed to every request of the batch; serving goes on.
+                outcome = error
+            if not self._post(self._deliver, batch, outcome, started, time.perf_counter() - started):
+                return
+        if self._pending and self._chains(len(batch)):
+            try:
+                self._executor.submit(self._serve_pending)
+                return
+            except RuntimeError:  # The executor is shut down: the event loop fails what is left.
+                pass
+        self._post(self._idle)
+
+    def _post(self, callback: Callable[..., object], *args: object) -> bool:
+        """Run `callback(*args)` in the event loop's thread; False if the loop is gone (shut down)."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            return False
+        return True
+
+    def _deliver(self, batch: list[Request], outcome: np.ndarray | Exception, started: float, seconds: float) -> None:
+        """In the event loop: each request gets its row (or the pass's error); the policy's statistics."""
+        period = None if self._last_start is None else started - self._last_start
+        self._last_start = started
+        self._previous, self._behind = len(batch), len(self._pending)
+        metrics.BATCH_SIZE.observe(len(batch))
+        if isinstance(outcome, Exception):
+            _fail(batch, outcome)
+            return
+        self.costs.observe(len(batch), seconds, period)
+        for row, (_, future) in zip(outcome, batch, strict=True):
+            if not future.done():  # The client may have gone away.
+                future.set_result(row)
+
+    def _idle(self) -> None:
+        """In the event loop: the inference thread has stopped serving this model; requests that queued
+        since it last looked start a new batch (a closing batcher drains them too)."""
+        self._serving = False
+        if self._pending:
+            self._start()
+        else:
+            self._drained.set()
+
+    def _chains(self, served: int) -> bool:
+        """Whether the inference thread takes the next batch itself, the moment it is free: while the
+        queue does not shrink (as many queued during the pass as it served), the thread is what limits."""
+        return self._policy is not BatchPolicy.FIXED and len(self._pending) >= served
 
     def target(self) -> int:
         """How many requests the batch being gathered waits for (it takes more if they are queued)."""
@@ -162,47 +246,21 @@ class MicroBatcher:
             return min(overhead * self.costs.busy, self._max_wait)
         return self._max_wait
 
-    async def _fill(self, batch: list[Request]) -> None:
-        """Take what is queued; wait for more only while the batch is below its target, each next
-        request for at most `patience()`, all of them for at most max_wait, so a lone client never
-        pays the wait, nor does a closing batcher."""
-        deadline = asyncio.get_running_loop().time() + self._max_wait
-        target, patience = self.target(), self.patience()
-        while len(batch) < self._max_batch_size:
-            if not self._queue.empty():
-                request = self._queue.get_nowait()
-                if request is not None:
-                    batch.append(request)
-                continue
-            if self._closing or len(batch) >= target:
-                return
-            remaining = min(deadline - asyncio.get_running_loop().time(), patience)
-            if remaining <= 0:
-                return
-            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can lose an item or swallow a cancellation.
-                async with asyncio.timeout(remaining):
-                    request = await self._queue.get()
-            except TimeoutError:
-                return
-            if request is not None:
-                batch.append(request)
-
     async def close(self) -> None:
         """Answer everything already queued or computing, then stop; later requests get ModelNotReady."""
         self._closing = True
-        if self._task is None:
-            return
-        self._queue.put_nowait(None)  # Wakes the task if it is idle; it then sees it is closing.
+        self._arrived.set()  # A batch waiting for companions goes now.
         try:
-            await asyncio.shield(self._task)
-        except asyncio.CancelledError:
-            if not self._task.cancelled():  # close() itself was cancelled, not the task.
-                raise
-        finally:  # Whatever stopped the task, nobody is left waiting forever.
-            leftover = []
-            while not self._queue.empty():
-                leftover.append(self._queue.get_nowait())
-            _fail([request for request in leftover if request is not None], _unloaded())
+            await asyncio.shield(self._drained.wait())
+        finally:  # Whatever stopped the draining, nobody is left waiting forever.
+            if not self._serving:
+                self._fail_pending(_unloaded())
+
+    def _fail_pending(self, error: BaseException) -> None:
+        leftover = []
+        while self._pending:
+            leftover.append(self._pending.popleft())
+        _fail(leftover, error)
 
 
 def _unloaded() -> ModelNotReady:

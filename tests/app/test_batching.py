@@ -160,9 +160,10 @@ def test_a_batch_waits_only_for_as_many_requests_as_the_previous_one_held() -> N
     assert _identity_rows.sizes == [8, 8]
 
 
-def test_clients_split_across_two_batches_regroup_into_one() -> None:
-    """Four clients arrive while four others' batch computes. The next batch counts both groups as about
-    to send, so it waits for the first four to come back: from then on, one pass for all eight."""
+def test_clients_queued_behind_a_batch_the_thread_keeps_up_with_regroup_with_it() -> None:
+    """Two clients arrive while four others' batch computes: fewer than it served, so the thread is not what
+    limits and hands back to the event loop, whose next batch counts both groups as about to send and waits
+    for the first four to come back: from then on, one pass for all six."""
 
     async def client(batcher: MicroBatcher, requests: int) -> None:
         for _ in range(requests):
@@ -172,13 +173,54 @@ def test_clients_split_across_two_batches_regroup_into_one() -> None:
         batcher = _adaptive_batcher(overhead=0.1)
         early = [asyncio.create_task(client(batcher, 3)) for _ in range(4)]
         await asyncio.sleep(0.03)  # The early four's first batch is computing.
-        late = [asyncio.create_task(client(batcher, 3)) for _ in range(4)]
+        late = [asyncio.create_task(client(batcher, 3)) for _ in range(2)]
         await asyncio.wait_for(asyncio.gather(*early, *late), timeout=10)
         await batcher.close()
 
     _identity_rows.sizes.clear()
     asyncio.run(scenario())
-    assert _identity_rows.sizes == [4, 8, 8, 4]  # Waiting only for the last batch's four: 4, 4, 4, 4, 4, 4.
+    assert _identity_rows.sizes == [4, 6, 6, 2]  # Waiting only for the last batch's four: 4, 2, 4, 2, 4, 2.
+
+
+def _gap_between_passes_while_the_loop_is_stuck(policy: BatchPolicy) -> float:
+    """Four requests queue during a pass of four, then the event loop is stuck for 0.3 s (say, decoding a
+    large upload) past that pass's end: seconds from the first pass's end to the second's start."""
+    passes: list[tuple[float, float]] = []
+
+    def timed(images: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        time.sleep(0.1)
+        passes.append((started, time.perf_counter()))
+        return _identity_rows(images)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(timed, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=0, policy=policy)
+        image = np.zeros((32, 32, 3), np.uint8)
+        first = [asyncio.ensure_future(batcher.predict(image)) for _ in range(4)]
+        await asyncio.sleep(0.03)  # The first pass is computing...
+        second = [asyncio.ensure_future(batcher.predict(image)) for _ in range(4)]
+        await asyncio.sleep(0)  # ...the second four are queued...
+        time.sleep(0.3)  # ...and the event loop is stuck.
+        await asyncio.wait_for(asyncio.gather(*first, *second), timeout=5)
+        await batcher.close()
+
+    _identity_rows.sizes.clear()
+    asyncio.run(scenario())
+    assert _identity_rows.sizes == [4, 4]
+    (_, first_end), (second_start, _) = passes
+    return second_start - first_end
+
+
+@pytest.mark.parametrize("policy", [BatchPolicy.ADAPTIVE, BatchPolicy.EAGER])
+def test_while_the_queue_does_not_shrink_the_thread_takes_the_next_batch_itself(policy: BatchPolicy) -> None:
+    """As many queued during the pass as it served: the inference thread is what limits, so it starts the
+    next pass the moment it is free, with no round trip through the event loop."""
+    assert _gap_between_passes_while_the_loop_is_stuck(policy) < 0.05
+
+
+def test_the_fixed_policy_leaves_every_batch_to_the_event_loop() -> None:
+    """The former rule, kept as the reference: the next pass waits for the event loop to send it."""
+    assert _gap_between_passes_while_the_loop_is_stuck(BatchPolicy.FIXED) > 0.15
 
 
 def test_when_clients_leave_the_wait_is_paid_once_then_the_target_follows() -> None:
