@@ -64,8 +64,9 @@ class Settings(BaseSettings):
         description=(
             "Micro-batching: adaptive (wait only for the clients of the last batch and those queued behind it, each "
             "for at most what it saves: a forward pass's fixed cost, measured, times the inference thread's busy "
-            "share), eager (never wait) or fixed (up to "
-            "BATCH_MAX_WAIT_MS for a full batch after any batch of several; the former rule)."
+            "share), eager (never wait) or fixed (up to BATCH_MAX_WAIT_MS for a full batch after any batch of "
+            "several; the former rule). Under adaptive and eager, while the queue does not shrink, the inference "
+            "thread takes the next batch itself; fixed sends every batch from the event loop."
         ),
     )
     promotion_margin_points: float = Field(
