@@ -215,7 +215,7 @@ def _gap_between_passes_while_the_loop_is_stuck(policy: BatchPolicy) -> float:
 def test_while_the_queue_does_not_shrink_the_thread_takes_the_next_batch_itself(policy: BatchPolicy) -> None:
     """As many queued during the pass as it served: the inference thread is what limits, so it starts the
     next pass the moment it is free, with no round trip through the event loop."""
-    assert _gap_between_passes_while_the_loop_is_stuck(policy) < 0.05
+    assert _gap_between_passes_while_the_loop_is_stuck(policy) < 0.1  # Not after the loop's 0.3 s.
 
 
 def test_the_fixed_policy_leaves_every_batch_to_the_event_loop() -> None:
