@@ -138,14 +138,17 @@ class MicroBatcher:
         try:
             await self._gather()
         except asyncio.CancelledError:  # The event loop is shutting down mid-gathering.
-            self._fail_pending(_unloaded())
-            self._idle()
+            self._give_up()
             raise
         try:
             self._executor.submit(self._serve_pending)
         except RuntimeError:  # The executor is shut down: the server is stopping.
-            self._fail_pending(_unloaded())
-            self._idle()
+            self._give_up()
+
+    def _give_up(self) -> None:
+        """No pass will run: what is queued gets ModelNotReady (retry) rather than waiting forever."""
+        self._fail_pending(_unloaded())
+        self._idle()
 
     async def _gather(self) -> None:
         """Wait for companions only while below the policy's target, each next request for at most
