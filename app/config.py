@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
     host: str = Field("127.0.0.1", description="Address `python -m app` listens on (0.0.0.0 in the image).")
     port: int = Field(8000, gt=0, lt=65536, description="Port `python -m app` listens on.")
+    gc_young_threshold: int = Field(
+        20_000,
+        gt=0,
+        description=(
+            "Objects allocated between two collections of Python's youngest garbage generation (Python's default: "
+            "700, a collection every 6-9 requests, moving the objects of requests still in flight to older "
+            "generations that are then walked again and again). Refcounting frees a request's objects either way."
+        ),
+    )
     monitoring_enabled: bool = Field(True, description="Record every prediction in the prediction log.")
     monitoring_db: str = Field(
         "sqlite:///data/monitoring.db",
