@@ -259,7 +259,7 @@ class PredictionLog:
         self._last_retention = now
         try:
             self.delete_older_than(datetime.now(UTC) - self.retention)
-        except SQLAlchemyError as error:
+        except self._write_errors as error:  # The writer thread must outlive a database that went away.
             logger.warning("prediction log: retention failed (%s)", error)
 
     def delete_older_than(self, moment: datetime) -> int:

@@ -4,9 +4,13 @@ retention, a database that is down, and a schema that only migrations change."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
+import socket
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -180,6 +184,53 @@ def test_a_database_that_is_down_drops_records_and_no_answer(tmp_path: Path) -> 
         client.app.state.dataplane.log.flush(30)  # type: ignore[attr-defined]
         assert client.get("/monitoring").status_code == 503
     assert metrics.MONITORING_DROPPED._value.get() - before == 20
+
+
+@contextlib.contextmanager
+def _resetting_server() -> Iterator[int]:
+    """A port whose every connection is reset at once, as a database that is shutting down does: the
+    driver's connect then fails with ConnectionResetError, an OSError no driver or SQLAlchemy wraps."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+
+    def reset_all() -> None:
+        while not stopped.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()
+
+    stopped = threading.Event()
+    thread = threading.Thread(target=reset_all, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stopped.set()
+        thread.join()
+        listener.close()
+
+
+def test_a_connection_reset_drops_records_and_the_writer_goes_on() -> None:
+    """A reset on connect fails the insert and then the hourly retention (CI, stop 51: the retention's
+    reset ended the writer thread, and every later record was neither written nor counted)."""
+    from app import metrics
+    from app.monitoring.log import Record
+
+    record = Record(
+        "b" * 32, datetime.now(UTC), "m", 1, "predict", 0, "airplane", 0.5, 1.0, np.zeros((32, 32, 3), np.uint8)
+    )
+    with _resetting_server() as port:
+        log = PredictionLog(f"postgresql+pg8000://postgres@127.0.0.1:{port}/postgres")
+        log.start()
+        before = metrics.MONITORING_DROPPED._value.get()
+        for _ in range(2):  # The first batch's turn runs the retention; the second needs a live writer.
+            log.record([record] * 3)
+            assert log.flush(30)
+        log.close()
+    assert metrics.MONITORING_DROPPED._value.get() - before == 6
 
 
 def test_monitoring_off_still_answers_with_ids(tmp_path: Path) -> None:
