@@ -208,6 +208,7 @@ class MicroBatcher:
         self._last_start = started
         self._previous, self._behind = len(batch), len(self._pending)
         metrics.BATCH_SIZE.observe(len(batch))
+        metrics.FORWARD_PASS_SECONDS.observe(seconds)
         if isinstance(outcome, Exception):
             _fail(batch, outcome)
             return

@@ -47,6 +47,15 @@ OUT_OF_DISTRIBUTION = Counter(
 BATCH_SIZE = Histogram(
     "cifar_batch_size", "Images per forward pass after micro-batching.", buckets=(1, 2, 4, 8, 16, 32, 64, 128)
 )
+# The inference thread's side of the batcher, as Triton reports compute apart from queueing: the rate of the
+# sum is the share of the time the thread computes. Near 1, the model is what limits the answers and batches
+# should grow; well under 1 at full load, the HTTP side (the event loop) is, and waiting for companions saves
+# nothing. Passes of a tiny model take a fraction of a millisecond, hence the small buckets.
+FORWARD_PASS_SECONDS = Histogram(
+    "cifar_forward_pass_seconds",
+    "Seconds each micro-batched forward pass computed (its batch's queueing excluded), every model together.",
+    buckets=(0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
 
 # The prediction log (app/monitoring).
 MONITORING_LOGGED = Counter("monitoring_logged_total", "Prediction records written to the prediction log.")

@@ -5,7 +5,10 @@ Starts one uvicorn server on 127.0.0.1 (the service plus bench/baseline_app.py's
 reference endpoints), then drives each endpoint with wrk (Debian package `wrk`; a C
 load generator with one thread, which leaves the server most of the CPU) at
 concurrency 1, 8 and 32 with one 32x32 image per request, and prints requests per
-second, p50/p95/p99 latency and the ratios.
+second, p50/p95/p99 latency and the ratios. For /predict each cell also reads the server's
+/metrics before and after: the mean batch, and the share of the cell's time the inference
+thread spent computing (`busy`; near 100% the model limits the answers, well under it at
+full load the event loop does), with the mean forward pass in ms.
 
     python bench/serve_throughput.py [--model model_1] [--seconds 10]
     python bench/serve_throughput.py --endpoints predict,ceiling   # quicker, for tuning
@@ -42,12 +45,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -151,7 +156,10 @@ def main() -> int:
                     request = request_body(name.split("@")[0], image.read_bytes())
                     _run_wrk(url, request, 1, 3)  # Warm-up.
                     for concurrency in concurrencies:
-                        r = results[(label, name, concurrency)] = _run_wrk(url, request, concurrency, args.seconds)
+                        cell = partial(_run_wrk, url, request, concurrency, args.seconds)
+                        r = results[(label, name, concurrency)] = (
+                            _with_batching(base, cell) if "predict" in name else cell()
+                        )
                         _print_cell(name, concurrency, r)
     for label in servers:
         _print_ratios(args.model, label, concurrencies, results)
@@ -188,7 +196,8 @@ def _interleaved(
             forward = round_ % 2 == 0
             for concurrency in concurrencies if forward else concurrencies[::-1]:
                 for label in list(servers) if forward else list(servers)[::-1]:
-                    samples[label, concurrency].append(_run_wrk(urls[label], request, concurrency, args.seconds))
+                    cell = partial(_run_wrk, urls[label], request, concurrency, args.seconds)
+                    samples[label, concurrency].append(_with_batching(bases[label], cell))
             print(f"round {round_ + 1} of {args.rounds} done", flush=True)
     for concurrency in concurrencies:
         for label in servers:
@@ -200,11 +209,37 @@ def _interleaved(
             _print_cell(f"{label}", concurrency, r)
 
 
+def _with_batching(base: str, cell: Callable[[], dict]) -> dict:
+    """`cell()`'s result plus what the server's batcher did meanwhile, from /metrics before and after: mean
+    batch, `busy` (the share of the cell's time spent in forward passes; summed over workers) and the
+    mean pass in ms. Without them when the server predates `cifar_forward_pass_seconds`."""
+    before, start = _batcher_totals(base), time.perf_counter()
+    result = cell()
+    after, wall = _batcher_totals(base), time.perf_counter() - start
+    seconds = result.get("seconds") or wall  # The load's own duration, without starting the client.
+    passes = after["cifar_batch_size_count"] - before["cifar_batch_size_count"]
+    computed = after["cifar_forward_pass_seconds_sum"] - before["cifar_forward_pass_seconds_sum"]
+    if passes and computed:
+        images = after["cifar_batch_size_sum"] - before["cifar_batch_size_sum"]
+        result |= {"batch": images / passes, "busy": computed / seconds, "pass_ms": 1000 * computed / passes}
+    return result
+
+
+def _batcher_totals(base: str) -> dict[str, float]:
+    totals = dict.fromkeys(("cifar_batch_size_count", "cifar_batch_size_sum", "cifar_forward_pass_seconds_sum"), 0.0)
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals
+
+
 def _print_cell(name: str, concurrency: int, r: dict) -> None:
     spread = f"  spread {r['spread']:.1%}" if "spread" in r else ""
+    batching = f"  batch {r['batch']:5.1f}  busy {r['busy']:4.0%}  pass {r['pass_ms']:6.2f} ms" if "busy" in r else ""
     print(
         f"{name:8} c={concurrency:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
-        f"p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']:.0f}{spread}",
+        f"p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']:.0f}{spread}{batching}",
         flush=True,
     )
 
@@ -280,6 +315,15 @@ def _print_side_by_side(backends: list[str], endpoints: list[str], concurrencies
             r, first = results[(backend, endpoint, concurrency)], results[(*cells[0], concurrency)]
             row.append(f"{r['rps']:.1f} ({r['p99_ms']:.1f}) = {r['rps'] / first['rps']:.2f}x")
         print(f"| {backend} | {endpoint} | {' | '.join(row)} |")
+    batched = [cell for cell in cells if all("busy" in results[(*cell, c)] for c in concurrencies)]
+    if batched:
+        print(f"\n| backend | endpoint | {' | '.join(f'c={c} batch, busy' for c in concurrencies)} |")
+        print("|---|---|" + "---|" * len(concurrencies))
+        for backend, endpoint in batched:
+            row = [
+                f"{r['batch']:.1f}, {r['busy']:.0%}" for r in (results[(backend, endpoint, c)] for c in concurrencies)
+            ]
+            print(f"| {backend} | {endpoint} | {' | '.join(row)} |")
 
 
 def _wait_ready(base: str) -> None:

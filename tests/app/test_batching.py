@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from app.batching import BatchPolicy, CostModel, MicroBatcher
 
@@ -55,6 +56,32 @@ def test_a_failing_forward_pass_fails_its_requests_only() -> None:
         return first, len(second)
 
     assert asyncio.run(scenario()) == ("boom", 10)
+
+
+def test_each_forward_pass_reports_its_compute_time_without_the_queueing() -> None:
+    """`cifar_forward_pass_seconds`: its rate of sum is the share of the time the inference thread computes."""
+
+    def slow(images: np.ndarray) -> np.ndarray:
+        time.sleep(0.05)
+        return _identity_rows(images)
+
+    async def scenario() -> float:
+        batcher = MicroBatcher(slow, ThreadPoolExecutor(1), max_batch_size=2, max_wait_ms=0)
+        start = time.perf_counter()
+        await asyncio.gather(*(batcher.predict(np.zeros((32, 32, 3), np.uint8)) for _ in range(6)))
+        await batcher.close()
+        return time.perf_counter() - start
+
+    def sample(suffix: str) -> float:
+        return REGISTRY.get_sample_value(f"cifar_forward_pass_seconds_{suffix}") or 0.0
+
+    count, total = sample("count"), sample("sum")
+    _identity_rows.sizes.clear()
+    wall = asyncio.run(scenario())
+    passes = len(_identity_rows.sizes)
+    assert sample("count") - count == passes >= 3  # Six requests, at most two per pass.
+    # Each pass's own 50 ms, and not the time its requests waited behind the passes before it.
+    assert 0.05 * passes <= sample("sum") - total < min(wall, 0.05 * passes + 0.1)
 
 
 def test_a_lone_request_is_not_held_back_waiting_for_companions() -> None:

@@ -41,6 +41,7 @@ def test_metrics_count_requests_latencies_and_predicted_classes(client: TestClie
     assert f'cifar_predictions_total{{label="{prediction["class_name"]}",model="model_1",version="1"}}' in text
     assert 'cifar_predict_seconds_count{model="model_1",version="1"}' in text
     assert "cifar_batch_size_bucket" in text
+    assert "cifar_forward_pass_seconds_sum" in text
 
 
 def test_every_app_in_a_process_counts_its_requests(tiny_store: Path, png_bytes: bytes) -> None:
