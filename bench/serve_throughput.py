@@ -26,6 +26,8 @@ full load the event loop does), with the mean forward pass in ms.
         --concurrency 1,2,4,8,16,32,64 --seconds 4   # the micro-batcher's policies, all servers up at
         # once; each round sweeps every cell, servers and concurrencies in alternating order, so the
         # machine's drift hits each policy and each concurrency alike; each cell's median over the rounds
+    python bench/serve_throughput.py --model model_1 --policies 'fixed BATCH_MAX_WAIT_MS=2,adaptive' --rounds 3 \
+        --concurrency 1,2,4,8,16,32,64 --seconds 3   # the former rule with its former 2 ms wait, against today's
 
 Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...);
 `--backends` sets INFERENCE_BACKEND for each server (default: the environment's, else auto), and
@@ -102,7 +104,11 @@ def main() -> int:
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="which of predict, naive, ceiling")
     parser.add_argument("--backends", help="comma-separated INFERENCE_BACKEND values, one server each, in turn")
     parser.add_argument("--workers", type=int, default=1, help="server processes (WORKERS), sharing the CPUs")
-    parser.add_argument("--policies", help="comma-separated BATCH_POLICY values, one server each, in turn")
+    parser.add_argument(
+        "--policies",
+        help="comma-separated BATCH_POLICY values, one server each, in turn; each may carry settings of its own "
+        "server after a space, as in 'fixed BATCH_MAX_WAIT_MS=2'",
+    )
     parser.add_argument(
         "--trees", help="comma-separated source trees (git worktrees), one server each: old code against new"
     )
@@ -274,9 +280,10 @@ def _server(
         "WORKERS": str(workers),  # Each worker's thread pools get CPUs / WORKERS threads.
         "GRPC_PORT": str(port + GRPC_PORT_OFFSET),
     }
-    if policy:
-        env["BATCH_POLICY"] = policy
-    env |= settings or {}
+    name, *assignments = policy.split() or [""]  # "fixed BATCH_MAX_WAIT_MS=2": a policy with its own settings.
+    if name:
+        env["BATCH_POLICY"] = name
+    env |= dict(assignment.split("=", 1) for assignment in assignments) | (settings or {})
     command = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
     server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"], cwd=tree, env=env)
