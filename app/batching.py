@@ -12,6 +12,13 @@ requests (docs/benchmarks.md: +9% at 8 clients of the default model). Each pass 
 job on the shared executor, so other models' passes take their turns. When the queue
 shrinks, the thread stops and the event loop gathers the next batch.
 
+How large a batch may grow depends on what limits too. With more clients than one batch
+holds, they alternate in groups, one computing while the event loop serves the other.
+That overlap pays while the model's own compute is a fair share of the time; for a tiny
+model the event loop limits, the passes only slow down sharing its cores, and the groups
+merge into one of up to twice the batch size (`largest`, from `CostModel.compute_share`;
+docs/benchmarks.md: `model_1` at 64 clients +13%).
+
 Whether that batch waits for more is decided per batch (`BatchPolicy.ADAPTIVE`). The
 clients about to send again are those of the batch just answered and those that queued
 behind it while it computed, so a batch waits only until it holds that many, never for a
@@ -52,6 +59,11 @@ from app.errors import ModelNotReady
 
 Request = tuple[np.ndarray, "asyncio.Future[np.ndarray]"]
 
+# The model's compute share from which two alternating groups of clients serve more than one group of all of
+# them, between the cases measured (docs/benchmarks.md, stops 50-52): at 64 clients, model_1 (compute ~5% of the
+# time) serves 5-13% more in one group of 64 than in two of 32, model_2 (~30%) 6% less.
+OVERLAP_PAYS = 0.2
+
 
 class BatchPolicy(StrEnum):
     ADAPTIVE = "adaptive"  # Wait only for the clients of the last batch and those queued behind it.
@@ -67,6 +79,10 @@ class CostModel:
     it keeps its last value while the batches seen so far are all of one size (the line is then
     undetermined), and is `None` until the first fit. `busy` is the share of the time the passes took
     (same forgetting): the saving counts only while the inference thread's time is what is short.
+
+    `compute_share` is the share of the time the model's own compute would take at the current rate
+    of images with the cores to itself: the fastest pass seen, per image, times images per second.
+    Unlike `busy` it does not grow when passes slow down sharing the cores with the event loop.
     """
 
     def __init__(self, forgetting: float = 0.98) -> None:
@@ -74,11 +90,24 @@ class CostModel:
         self._sums = np.zeros(5)  # Weight, sum x, sum y, sum x^2, sum xy.
         self.overhead: float | None = None
         self.busy = 1.0
+        self._fastest_per_image: float | None = None  # Seconds: the passes nothing else slowed.
+        self._rate: float | None = None  # Images per second (same forgetting).
+
+    @property
+    def compute_share(self) -> float:
+        if self._fastest_per_image is None or self._rate is None:
+            return 1.0  # Unmeasured: as if the model limits, which changes nothing.
+        return self._rate * self._fastest_per_image
 
     def observe(self, size: int, seconds: float, period: float | None = None) -> None:
         """A pass of `size` images took `seconds`, starting `period` seconds after the one before it."""
+        per_image = seconds / size
+        if self._fastest_per_image is None or per_image < self._fastest_per_image:
+            self._fastest_per_image = per_image
         if period is not None and period > 0:
             self.busy = self._forgetting * self.busy + (1 - self._forgetting) * min(1.0, seconds / period)
+            rate = size / period
+            self._rate = rate if self._rate is None else self._forgetting * self._rate + (1 - self._forgetting) * rate
         self._sums = self._forgetting * self._sums + np.array([1.0, size, seconds, size * size, size * seconds])
         weight, x, y, xx, xy = self._sums
         spread = weight * xx - x * x
@@ -156,7 +185,7 @@ class MicroBatcher:
         closing batcher."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait
-        target, patience = min(self.target(), self._max_batch_size), self.patience()
+        target, patience = min(self.target(), self.largest()), self.patience()
         while len(self._pending) < target and not self._closing:
             remaining = min(deadline - loop.time(), patience)
             if remaining <= 0:
@@ -173,7 +202,8 @@ class MicroBatcher:
         loop; then, if more queued meanwhile and the policy chains, the next pass straight away, without
         a round trip through the event loop (a new job, so other models' passes take their turn)."""
         batch: list[Request] = []
-        while self._pending and len(batch) < self._max_batch_size:
+        largest = self.largest()
+        while self._pending and len(batch) < largest:
             request = self._pending.popleft()
             if not request[1].cancelled():  # Its caller left.
                 batch.append(request)
@@ -237,7 +267,17 @@ class MicroBatcher:
             return self._max_batch_size if self._previous > 1 else 1
         if self._policy is BatchPolicy.EAGER:
             return 1
-        return min(self._previous + self._behind, self._max_batch_size)
+        return min(self._previous + self._behind, self.largest())
+
+    def largest(self) -> int:
+        """The most requests one pass takes: `max_batch_size`, or twice that while the model's own compute is
+        under OVERLAP_PAYS of the time. More clients than one batch alternate in groups, one computing
+        while the event loop serves the other; that overlap pays when the model's compute is a fair share of
+        the time. When it is not (a tiny model: the event loop limits), the passes only slow down sharing
+        the cores with the event loop, and the two groups are better merged into one."""
+        if self._policy is BatchPolicy.FIXED or self.costs.compute_share >= OVERLAP_PAYS:
+            return self._max_batch_size
+        return 2 * self._max_batch_size
 
     def patience(self) -> float:
         """Seconds to wait for the next request while below target: what it saves (ADAPTIVE), else max_wait.

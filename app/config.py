@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     )
     max_batch_files: int = Field(32, gt=0, description="Most files in one POST /predict/batch.")
     max_infer_batch: int = Field(256, gt=0, description="Most images in one v1/v2 protocol request.")
-    batch_max_size: int = Field(32, gt=0, description="Micro-batching: most images in one forward pass.")
+    batch_max_size: int = Field(
+        32,
+        gt=0,
+        description="Micro-batching: most images in one forward pass; twice that for a model whose compute is "
+        "under a fifth of the time (the event loop limits it, app/batching.py).",
+    )
     int8_batch_max_size: int = Field(
         16,
         gt=0,

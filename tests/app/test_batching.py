@@ -364,3 +364,44 @@ def test_a_companion_arriving_within_that_cost_joins_the_batch() -> None:
     _identity_rows.sizes.clear()
     asyncio.run(scenario())
     assert _identity_rows.sizes == [2, 2]
+
+
+def test_compute_share_counts_the_fastest_passes_not_those_slowed_by_the_event_loop() -> None:
+    costs = CostModel()
+    assert costs.compute_share == 1.0  # Unmeasured: as if the model limits.
+    costs.observe(8, 0.008, period=0.1)  # 1 ms per image alone, 80 images per second.
+    for _ in range(50):
+        costs.observe(8, 0.040, period=0.1)  # The same passes, five times slower beside a busy event loop.
+    assert costs.compute_share == pytest.approx(0.08)
+    assert costs.busy > 0.2  # The time the passes took, which the slowdown inflates.
+
+
+def _sizes_of_eight_concurrent_requests(batcher: MicroBatcher) -> list[int]:
+    async def scenario() -> None:
+        await asyncio.gather(*(batcher.predict(np.zeros((32, 32, 3), np.uint8)) for _ in range(8)))
+        await batcher.close()
+
+    _identity_rows.sizes.clear()
+    asyncio.run(scenario())
+    return list(_identity_rows.sizes)
+
+
+def test_a_model_the_event_loop_limits_takes_its_clients_in_one_batch_of_up_to_twice_the_size() -> None:
+    """Two alternating groups only pay while the model's compute is a fair share of the time."""
+    batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=4, max_wait_ms=0)
+    batcher.costs.observe(4, 0.001, period=0.1)  # 0.25 ms per image, 40 images per second: 1% of the time.
+    assert batcher.largest() == 8
+    assert _sizes_of_eight_concurrent_requests(batcher) == [8]
+
+
+def test_a_model_that_computes_a_fair_share_of_the_time_keeps_batches_of_the_configured_size() -> None:
+    batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=4, max_wait_ms=0)
+    batcher.costs.observe(4, 0.02, period=0.04)  # 5 ms per image, 100 images per second: half the time.
+    assert batcher.largest() == 4
+    assert _sizes_of_eight_concurrent_requests(batcher) == [4, 4]
+
+
+def test_the_fixed_policy_keeps_the_configured_size_whatever_the_model_costs() -> None:
+    batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), 4, max_wait_ms=0, policy=BatchPolicy.FIXED)
+    batcher.costs.observe(4, 0.001, period=0.1)
+    assert batcher.largest() == 4
