@@ -14,10 +14,11 @@ shrinks, the thread stops and the event loop gathers the next batch.
 
 How large a batch may grow depends on what limits too. With more clients than one batch
 holds, they alternate in groups, one computing while the event loop serves the other.
-That overlap pays while the model's own compute is a fair share of the time; for a tiny
-model the event loop limits, the passes only slow down sharing its cores, and the groups
-merge into one of up to twice the batch size (`largest`, from `CostModel.compute_share`;
-docs/benchmarks.md: `model_1` at 64 clients +13%).
+That overlap pays while the model's own compute is a fair share of the time. For a tiny
+model the event loop limits, it can save at most that small share, and measured, two
+groups cost more than they save: its groups merge into one of up to twice the batch size
+(`largest`, from `CostModel.compute_share`; docs/benchmarks.md: `model_1` at 64 clients
++10-13%).
 
 Whether that batch waits for more is decided per batch (`BatchPolicy.ADAPTIVE`). The
 clients about to send again are those of the batch just answered and those that queued
@@ -273,9 +274,9 @@ class MicroBatcher:
         """The most requests one pass takes: `max_batch_size`, or twice that while the model's own compute is
         under OVERLAP_PAYS of the time. More clients than one batch alternate in groups, one computing
         while the event loop serves the other; that overlap pays when the model's compute is a fair share of
-        the time. When it is not (a tiny model: the event loop limits), the passes only slow down sharing
-        the cores with the event loop, and the two groups are better merged into one."""
-        if self._policy is BatchPolicy.FIXED or self.costs.compute_share >= OVERLAP_PAYS:
+        the time. When it is not (a tiny model: the event loop limits), the two groups serve more merged
+        into one. A batch size of one (batching off) stays one."""
+        if self._policy is BatchPolicy.FIXED or self._max_batch_size == 1 or self.costs.compute_share >= OVERLAP_PAYS:
             return self._max_batch_size
         return 2 * self._max_batch_size
 

@@ -401,7 +401,9 @@ def test_a_model_that_computes_a_fair_share_of_the_time_keeps_batches_of_the_con
     assert _sizes_of_eight_concurrent_requests(batcher) == [4, 4]
 
 
-def test_the_fixed_policy_keeps_the_configured_size_whatever_the_model_costs() -> None:
-    batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), 4, max_wait_ms=0, policy=BatchPolicy.FIXED)
-    batcher.costs.observe(4, 0.001, period=0.1)
-    assert batcher.largest() == 4
+def test_the_fixed_policy_and_batching_turned_off_keep_the_configured_size_whatever_the_model_costs() -> None:
+    fixed = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), 4, max_wait_ms=0, policy=BatchPolicy.FIXED)
+    off = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=1, max_wait_ms=0)
+    for batcher in (fixed, off):
+        batcher.costs.observe(1, 0.00025, period=0.1)  # 1% of the time.
+    assert (fixed.largest(), off.largest()) == (4, 1)
