@@ -137,6 +137,9 @@ def main() -> int:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     backends = args.backends.split(",") if args.backends else [os.environ.get("INFERENCE_BACKEND", "auto")]
     policies = args.policies.split(",") if args.policies else [os.environ.get("BATCH_POLICY", "")]
+    for setting in (word for policy in policies for word in policy.split()[1:]):
+        if "=" not in setting:
+            parser.error(f"--policies: {setting!r} is not a NAME=VALUE setting")
     trees = [Path(tree).resolve() for tree in args.trees.split(",")] if args.trees else [REPO]
     servers = {
         _label(backend, policy, tree if len(trees) > 1 else None): (backend, policy, tree)
