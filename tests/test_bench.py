@@ -24,6 +24,7 @@ ENTRY_POINTS = {
     "bench.int8_openvino": "main",
     "bench.distributed_scaling": "main",
     "bench.startup_memory": "main",
+    "bench.loop_cost": "main",
     "bench.machine": "describe",
 }
 
