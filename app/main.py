@@ -24,10 +24,10 @@ from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from app import __version__
-from app import metrics as app_metrics
 from app.config import Settings, get_settings
 from app.dataplane import DataPlane
 from app.errors import register_error_handlers
+from app.metrics import HTTPMetrics
 from app.monitoring.log import PredictionLog
 from app.registry import ModelRegistry
 from app.routers import health, models, monitoring, open_inference, predict, tf_serving
@@ -147,8 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def read_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
-    instrumentator = Instrumentator(excluded_handlers=["/metrics", "/static/.*"]).add(*app_metrics.HTTP)
-    instrumentator.instrument(app).expose(app, include_in_schema=False)
+    Instrumentator().expose(app, include_in_schema=False)  # /metrics, also across workers (multiprocess mode).
+    app.add_middleware(HTTPMetrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
     return app

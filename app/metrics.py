@@ -2,30 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
 
 from prometheus_client import Counter, Gauge, Histogram
-from prometheus_fastapi_instrumentator import metrics
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # Seconds.
 
 
-def _first_registration(instrumentation: Callable[[metrics.Info], None] | None) -> Callable[[metrics.Info], None]:
-    """prometheus-fastapi-instrumentator returns None when the metric's name is already taken."""
-    if instrumentation is None:
-        raise RuntimeError("the HTTP metrics are already registered in this process")
-    return instrumentation
-
-
-# Per endpoint, recorded by prometheus-fastapi-instrumentator's middleware: requests by status, and latency
-# in buckets for a service that answers in milliseconds (the library's default set has 0.1, 0.5 and 1 s and
-# adds request and response sizes and a second histogram: five observations per request on the event loop,
-# where these are two). Created here, once, and added to every app: created again by a second app in the
-# same process, they would find their names taken and that app's requests would go uncounted.
-HTTP = (
-    _first_registration(metrics.requests()),
-    _first_registration(metrics.latency(should_include_status=False, buckets=LATENCY_BUCKETS)),
+# Per route template (/v2/models/{model}/infer, not each URL): requests by status class, and latency in buckets
+# for a service that answers in milliseconds. The names and labels are prometheus-fastapi-instrumentator's.
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "Total number of requests by method, status and handler.", ["handler", "method", "status"]
 )
+HTTP_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "Seconds from a request's start to its answer's end, by handler and method.",
+    ["handler", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+UNMATCHED = "none"  # Paths no route matched share one label, so a scanner's URLs cannot grow the label set.
+
+
+class HTTPMetrics:
+    """Counts each request and its latency under the route the router chose for it.
+
+    prometheus-fastapi-instrumentator, which did this before, matches every request against every
+    route a second time: 11% of the event loop's CPU for a /predict (docs/benchmarks.md, stop 53).
+    The router already writes its choice into the scope (`scope["route"]`); this reads it after the
+    answer. /metrics and /static are not counted.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path == "/metrics" or path.startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500  # 500 unless an answer starts: an exception escaped.
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            handler = getattr(scope.get("route"), "path", UNMATCHED)
+            HTTP_REQUESTS.labels(handler, scope["method"], f"{status // 100}xx").inc()
+            HTTP_SECONDS.labels(handler, scope["method"]).observe(time.perf_counter() - start)
 
 
 PREDICTIONS = Counter(

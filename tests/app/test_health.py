@@ -56,3 +56,29 @@ def test_every_app_in_a_process_counts_its_requests(tiny_store: Path, png_bytes:
         before = predictions_counted(second)
         assert second.post("/predict", files={"file": ("a.png", png_bytes)}).status_code == 200
         assert predictions_counted(second) == before + 1
+
+
+def _http_requests(client: TestClient) -> dict[str, float]:
+    lines = (line for line in client.get("/metrics").text.splitlines() if line.startswith("http_requests_total{"))
+    return {key: float(value) for key, value in (line.rsplit(" ", 1) for line in lines)}
+
+
+def test_requests_are_counted_under_their_route_template_not_their_url(client: TestClient) -> None:
+    before = _http_requests(client)
+    for url in ("/v2/models/model_1", "/v2/models/model_1", "/v2/models/no_such_model"):
+        client.get(url)
+    after = _http_requests(client)
+    template = '{handler="/v2/models/{name}",method="GET",status="%s"}'
+    assert after["http_requests_total" + template % "2xx"] == before.get("http_requests_total" + template % "2xx", 0) + 2
+    assert after["http_requests_total" + template % "4xx"] == before.get("http_requests_total" + template % "4xx", 0) + 1
+    assert not [key for key in after if "model_1" in key or "no_such_model" in key]
+
+
+def test_unrouted_paths_share_one_label_and_metrics_and_static_files_are_not_counted(client: TestClient) -> None:
+    before = _http_requests(client)
+    for path in ("/wp-admin/setup.php", "/.env", "/static/app.js", "/metrics"):
+        client.get(path)
+    after = _http_requests(client)
+    unrouted = 'http_requests_total{handler="none",method="GET",status="4xx"}'
+    assert after[unrouted] == before.get(unrouted, 0) + 2
+    assert set(after) == set(before) | {unrouted}  # No new label for a scanner's URL, /static or /metrics.
