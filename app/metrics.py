@@ -28,7 +28,8 @@ class HTTPMetrics:
     """Counts each request and its latency under the route the router chose for it.
 
     prometheus-fastapi-instrumentator, which did this before, matches every request against every
-    route a second time: 11% of the event loop's CPU for a /predict (docs/benchmarks.md, stop 53).
+    route a second time and builds a request and a response object around it: 11-14% of the event
+    loop's CPU for a /predict, against 3-6% for this (bench/loop_cost.py; docs/benchmarks.md, stop 53).
     The router already writes its choice into the scope (`scope["route"]`); this reads it after the
     answer. /metrics and /static are not counted.
     """
