@@ -4,8 +4,9 @@ Drives the app in this process through ASGI: C clients at once, each sending the
 bench/serve_throughput.py sends as soon as its last answer came back, for a few seconds per cell.
 Prints req/s, the event loop's CPU per request (the loop thread's own CPU time: routing, the
 upload's parsing and decoding, batching, building and counting the answer, queueing its log
-record; not the forward pass, nor the log's writer), the rest of the process's CPU per request,
-and the micro-batcher's mean batch, busy share and mean pass.
+record, and the driving clients' few microseconds; not the forward pass, nor the log's writer),
+the rest of the process's CPU per request, and the micro-batcher's mean batch, busy share and
+mean pass.
 
 Why: on two cores the micro-batcher can only hide the loop's work behind a forward pass when
 two groups of clients alternate. With C clients in one batch they take turns: C answers and C
@@ -51,7 +52,8 @@ def main() -> int:
         "LOG_LEVEL": "warning",
         "GRPC_PORT": "0",
     }
-    import uvloop  # After the environment: the app reads its settings at import.
+    # Imported only now: the app and bench modules come from the trees just put on the path.
+    import uvloop
 
     from bench import machine
 
@@ -62,7 +64,7 @@ def main() -> int:
 
 
 async def _sweep(model: str, concurrencies: list[int], seconds: float, rounds: int) -> None:
-    from app.main import create_app
+    from app.main import create_app  # Reads its settings from the environment main() set.
     from bench.serve_throughput import request_body
 
     app = create_app()
