@@ -142,9 +142,10 @@ class _Request:
 async def _cell(request: _Request, concurrency: int, seconds: float) -> dict[str, float]:
     from prometheus_client import REGISTRY
 
-    def totals() -> tuple[float, ...]:
-        names = ("cifar_batch_size_count", "cifar_batch_size_sum", "cifar_forward_pass_seconds_sum")
-        return tuple(REGISTRY.get_sample_value(name) or 0.0 for name in names)
+    from bench.serve_throughput import BATCHER_TOTALS, batcher_figures
+
+    def totals() -> dict[str, float]:
+        return {name: REGISTRY.get_sample_value(name) or 0.0 for name in BATCHER_TOTALS}
 
     deadline = time.perf_counter() + seconds
     answered = 0
@@ -158,15 +159,11 @@ async def _cell(request: _Request, concurrency: int, seconds: float) -> dict[str
     before, loop_cpu, cpu, start = totals(), time.thread_time(), time.process_time(), time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     wall, loop_cpu, cpu = time.perf_counter() - start, time.thread_time() - loop_cpu, time.process_time() - cpu
-    passes, images, computed = (after - first for after, first in zip(totals(), before, strict=True))
     return {
         "rps": answered / wall,
         "loop_ms": 1000 * loop_cpu / answered,
         "other_ms": 1000 * (cpu - loop_cpu) / answered,
-        "batch": images / passes if passes else 0.0,
-        "busy": computed / wall,
-        "pass_ms": 1000 * computed / passes if passes else 0.0,
-    }
+    } | batcher_figures(before, totals(), wall)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ ENDPOINTS = {
 CLIENT_ENDPOINTS = {"grpc": "grpc", "v2_binary_py": "http"}
 GRPC_PORT_OFFSET = 1000  # Each server's gRPC listener: its HTTP port + this.
 BOUNDARY = "----benchboundary7d3b"
+# The batcher's totals in /metrics from which batcher_figures() takes a cell's mean batch, busy share and pass.
+BATCHER_TOTALS = ("cifar_batch_size_count", "cifar_batch_size_sum", "cifar_forward_pass_seconds_sum")
 
 
 def request_body(endpoint: str, png: bytes) -> tuple[bytes, str, tuple[str, str] | None]:
@@ -226,16 +228,22 @@ def _with_batching(base: str, cell: Callable[[], dict]) -> dict:
     result = cell()
     after, wall = _batcher_totals(base), time.perf_counter() - start
     seconds = result.get("seconds") or wall  # The load's own duration, without starting the client.
+    return result | batcher_figures(before, after, seconds)
+
+
+def batcher_figures(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Mean batch, busy share and mean pass (ms) between two readings of BATCHER_TOTALS `seconds` apart;
+    none when no pass was timed (a server that predates `cifar_forward_pass_seconds`)."""
     passes = after["cifar_batch_size_count"] - before["cifar_batch_size_count"]
     computed = after["cifar_forward_pass_seconds_sum"] - before["cifar_forward_pass_seconds_sum"]
-    if passes and computed:
-        images = after["cifar_batch_size_sum"] - before["cifar_batch_size_sum"]
-        result |= {"batch": images / passes, "busy": computed / seconds, "pass_ms": 1000 * computed / passes}
-    return result
+    if not (passes and computed):
+        return {}
+    images = after["cifar_batch_size_sum"] - before["cifar_batch_size_sum"]
+    return {"batch": images / passes, "busy": computed / seconds, "pass_ms": 1000 * computed / passes}
 
 
 def _batcher_totals(base: str) -> dict[str, float]:
-    totals = dict.fromkeys(("cifar_batch_size_count", "cifar_batch_size_sum", "cifar_forward_pass_seconds_sum"), 0.0)
+    totals = dict.fromkeys(BATCHER_TOTALS, 0.0)
     for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text):
         for sample in family.samples:
             if sample.name in totals:
