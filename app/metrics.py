@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # Seconds.
 
 
-# Per route template (/v2/models/{model}/infer, not each URL): requests by status class, and latency in buckets
+# Per route template (/v2/models/{name}/infer, not each URL): requests by status class, and latency in buckets
 # for a service that answers in milliseconds. The names and labels are prometheus-fastapi-instrumentator's.
 HTTP_REQUESTS = Counter(
     "http_requests_total", "Total number of requests by method, status and handler.", ["handler", "method", "status"]
