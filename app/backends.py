@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import batch_shapes, heap
 from training.core import openvino_runtime
 from training.core.preprocessing import probe_images
 from training.core.records import CompiledIR, Quantization
@@ -65,6 +66,7 @@ class BackendOptions:
     int8_max_ece_increase: float  # How much less calibrated (ECE) int8 may be than TensorFlow.
     int8_probe_tolerance: float
     int8_batch_size: int  # The micro-batcher's largest batch for a version served in int8.
+    int8_fixed_batches: tuple[int, ...]  # Also compiled for, besides int8_batch_size; () for any size at once.
     novelty_quantile: float  # Share of hold-out images the novelty threshold keeps as in distribution.
 
 
@@ -160,16 +162,40 @@ def _candidate(backend: Backend, runtimes: VersionRuntimes, options: BackendOpti
         options.int8_probe_tolerance,
         against="the answers recorded at quantization",
         threads=options.threads,
+        fixed_batches=fixed_batches(options),
+    )
+
+
+def fixed_batches(options: BackendOptions) -> list[int] | None:
+    """The batch sizes to compile an int8 model for (None: once, for any size). Only int8: compiled for a
+    fixed size its passes ran 1.2-1.3x faster at every size; the fp32 IRs served 1.03-1.14x at the batches
+    of a busy server (16 and up), not worth 10-15 MB a size (docs/benchmarks.md, stop 54)."""
+    if not options.int8_fixed_batches:
+        return None
+    return sorted(
+        {size for size in options.int8_fixed_batches if size < options.int8_batch_size} | {options.int8_batch_size}
     )
 
 
 def _checked(
-    path: Path, expected: np.ndarray, tolerance: float, against: str, threads: int
+    path: Path,
+    expected: np.ndarray,
+    tolerance: float,
+    against: str,
+    threads: int,
+    fixed_batches: list[int] | None = None,
 ) -> tuple[Predict | None, str]:
-    """Load and compile an OpenVINO model, then hold its probe-batch answers to `expected`."""
+    """Load and compile an OpenVINO model, then hold its probe-batch answers to `expected`. With
+    `fixed_batches`, compiled once per batch size instead (app/batch_shapes.py), each held to them."""
     try:
-        candidate = openvino_runtime.compile_for_cpu(openvino_runtime.read_model(path), threads)
-        gap = disagreement(candidate, expected, probe_images())
+        if fixed_batches is None:
+            candidate: Predict = openvino_runtime.compile_for_cpu(openvino_runtime.read_model(path), threads)
+            gap = disagreement(candidate, expected, probe_images())
+        else:
+            passes = batch_shapes.compile_fixed(path, threads, fixed_batches)
+            heap.release_freed()  # The compiles' working memory: ~10 MB otherwise kept.
+            gap = max(_probe_gap(predict, size, expected) for size, predict in passes.items())
+            candidate = batch_shapes.FixedShapes(passes)
     except Exception as error:  # A load failure falls back; it never fails the version.
         return None, f"loading {path.parent.name}/{path.name} failed: {type(error).__name__}: {error}"
     if not gap <= tolerance:  # Written so that NaN is refused too.
@@ -178,6 +204,13 @@ def _checked(
             f"> tolerance {tolerance:.0e}"
         )
     return candidate, ""
+
+
+def _probe_gap(predict: Predict, size: int, expected: np.ndarray) -> float:
+    """`disagreement` on a batch of `size`: the probe images repeated (or cut) to that many."""
+    probe = probe_images()
+    rows = np.resize(np.arange(len(probe)), size)
+    return disagreement(predict, expected[rows], probe[rows])
 
 
 def int8_loss(quantization: Quantization, max_drop_points: float, max_ece_increase: float) -> str | None:

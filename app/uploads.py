@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import json
 
 import numpy as np
@@ -12,6 +10,7 @@ from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import heap
 from app.decoding import PixelBudget, decode_image
 from app.parsing import ascii_integer
 
@@ -63,30 +62,13 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _load_libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None  # glibc only.
-
-
-_LIBC = _load_libc()
-
-
 def decode_and_release(data: bytes, max_pixels: int, budget: PixelBudget | None = None) -> np.ndarray:
-    """Decode, then hand the freed decode buffers back to the operating system.
-
-    glibc keeps freed heap memory for reuse, and after a large free it raises its mmap
-    threshold, so the next large images come from the heap too: measured here, 16 near-limit
-    PNGs left the server 540 MB larger for good. `malloc_trim` returns it (about 0.1 ms).
-    """
+    """Decode, then hand the freed decode buffers back to the operating system (app/heap.py): a
+    large image's buffers would otherwise keep the server at its peak."""
     try:
         return decode_image(data, max_pixels, None if budget is None else budget.charge)
     finally:
-        if _LIBC is not None:
-            _LIBC.malloc_trim(0)
+        heap.release_freed()
 
 
 class Decoder:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.backends import Backend, BackendOptions, batch_size, installed
+from app.backends import Backend, BackendOptions, batch_size, fixed_batches, installed
+from app.batch_shapes import FixedShapes
 from app.config import Settings
 from app.inference import load_servable
 from tests.utils.data import COMMITTED_MODELS, SAMPLES
@@ -188,6 +190,21 @@ def test_a_quantized_version_is_served_by_its_int8_model(quantized_store: Path) 
     np.testing.assert_allclose(
         servable.predict(probe_images()), quantization.probe_probabilities, atol=INT8_ACROSS_CPUS
     )
+
+
+@needs_int8
+def test_int8_is_compiled_for_fixed_batch_sizes_unless_told_otherwise(quantized_store: Path) -> None:
+    folder = quantized_store / "model_1" / "2"
+    fixed = load_servable(folder, INT8_ONLY)
+    once = load_servable(folder, replace(INT8_ONLY, int8_fixed_batches=()))
+    assert isinstance(fixed.predict, FixedShapes) and not isinstance(once.predict, FixedShapes)
+    images = probe_images()[:11]  # Between the compiled sizes: split or padded.
+    np.testing.assert_allclose(fixed.predict(images), once.predict(images), atol=1e-5)
+
+
+def test_the_fixed_batch_sizes_stop_at_the_int8_batch_size_and_always_include_it() -> None:
+    assert fixed_batches(options(Backend.AUTO, int8_batch_max_size=16, int8_fixed_batches=[8, 1, 32])) == [1, 8, 16]
+    assert fixed_batches(options(Backend.AUTO, int8_fixed_batches=[])) is None  # Compiled once, for any size.
 
 
 @needs_int8
