@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from alembic import command
-from alembic.config import Config
 from PIL import Image
 from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -236,6 +234,11 @@ class PredictionLog:
                 self._migrate()
 
     def _migrate(self) -> None:
+        # Imported here, where the first write or feedback needs it: importing Alembic costs ~0.13 s,
+        # which at module level every start would pay before the service is ready.
+        from alembic import command
+        from alembic.config import Config
+
         connected = False
         for attempt in range(2):  # Two processes migrating one database at once: the loser finds it done.
             try:
