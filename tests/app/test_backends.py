@@ -199,7 +199,7 @@ def test_int8_is_compiled_for_fixed_batch_sizes_unless_told_otherwise(quantized_
     once = load_servable(folder, replace(INT8_ONLY, int8_fixed_batches=()))
     assert isinstance(fixed.predict, FixedShapes) and not isinstance(once.predict, FixedShapes)
     images = probe_images()[:11]  # Between the compiled sizes: split or padded.
-    np.testing.assert_allclose(fixed.predict(images), once.predict(images), atol=1e-5)
+    np.testing.assert_allclose(fixed.predict(images), once.predict(images), atol=INT8_ONLY.int8_probe_tolerance)
 
 
 def test_the_fixed_batch_sizes_stop_at_the_int8_batch_size_and_always_include_it() -> None:

@@ -7,9 +7,11 @@ import pytest
 
 from app.backends import Backend, installed
 from app.batch_shapes import FixedShapes, cheapest_plans, compile_fixed
+from app.config import Settings
 from tests.utils.data import COMMITTED_MODELS
 from training.core import artifacts, openvino_runtime
 
+INT8_PROBE_TOLERANCE = Settings().int8_probe_tolerance
 # Seconds per pass by batch size, shaped like the int8 default model's (docs/benchmarks.md, stop 54).
 COSTS = {1: 0.9, 2: 1.3, 8: 3.8, 16: 7.0}
 
@@ -67,10 +69,11 @@ def test_past_twice_the_largest_size_whole_passes_of_it_come_first() -> None:
 
 @pytest.mark.skipif(not installed(Backend.OPENVINO), reason="openvino is not installed")
 def test_the_default_model_answers_as_compiled_for_any_batch_size() -> None:
-    """A committed int8 model (the default's), padded and split, gives the answers of one compile for any size."""
+    """A committed int8 model (the default's), padded and split, answers as one compile for any size does, within
+    the tolerance int8 is held to at load (kernels for other shapes may round an int8 sum differently)."""
     ir = sorted(COMMITTED_MODELS.glob(f"whitened_convnet/*/{artifacts.INT8_DIR}/{artifacts.INT8_MODEL_FILE}"))[-1]
     shapes = FixedShapes(compile_fixed(ir, 2, [1, 2, 8]))
     dynamic = openvino_runtime.compile_for_cpu(openvino_runtime.read_model(ir), 2)
     images = np.random.default_rng(0).integers(0, 256, (19, 32, 32, 3), dtype=np.uint8)
     for count in (1, 4, 5, 7, 19):
-        np.testing.assert_allclose(shapes(images[:count]), dynamic(images[:count]), atol=1e-5)
+        np.testing.assert_allclose(shapes(images[:count]), dynamic(images[:count]), atol=INT8_PROBE_TOLERANCE)
