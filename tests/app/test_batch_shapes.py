@@ -1,6 +1,8 @@
-"""Fixed batch shapes: any batch runs on passes compiled for a few sizes, the cheapest way, with the same answers."""
+"""Fixed batch shapes: any batch runs on passes compiled for a few sizes, the cheapest way, answering as before."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -33,7 +35,7 @@ def test_the_compiled_sizes_run_alone() -> None:
     assert [plans[size] for size in COSTS] == [(size,) for size in COSTS]
 
 
-def _numbering_pass(size: int, calls: list[int]):
+def _numbering_pass(size: int, calls: list[int]) -> Callable[[np.ndarray], np.ndarray]:
     """A stand-in pass compiled for `size`: refuses any other shape and answers each image's first pixel."""
 
     def predict(images: np.ndarray) -> np.ndarray:
@@ -71,7 +73,8 @@ def test_past_twice_the_largest_size_whole_passes_of_it_come_first() -> None:
 def test_the_default_model_answers_as_compiled_for_any_batch_size() -> None:
     """A committed int8 model (the default's), padded and split, answers as one compile for any size does, within
     the tolerance int8 is held to at load (kernels for other shapes may round an int8 sum differently)."""
-    ir = sorted(COMMITTED_MODELS.glob(f"whitened_convnet/*/{artifacts.INT8_DIR}/{artifacts.INT8_MODEL_FILE}"))[-1]
+    quantized = COMMITTED_MODELS.glob(f"whitened_convnet/*/{artifacts.INT8_DIR}/{artifacts.INT8_MODEL_FILE}")
+    ir = max(quantized, key=lambda path: int(path.parent.parent.name))  # The newest: the default.
     shapes = FixedShapes(compile_fixed(ir, 2, [1, 2, 8]))
     dynamic = openvino_runtime.compile_for_cpu(openvino_runtime.read_model(ir), 2)
     images = np.random.default_rng(0).integers(0, 256, (19, 32, 32, 3), dtype=np.uint8)
