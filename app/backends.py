@@ -194,7 +194,8 @@ def _checked(
         else:
             passes = batch_shapes.compile_fixed(path, threads, fixed_batches)
             heap.release_freed()  # The compiles' working memory: ~10 MB otherwise kept.
-            gap = max(_probe_gap(predict, size, expected) for size, predict in passes.items())
+            probe = probe_images()
+            gap = max(_probe_gap(predict, size, probe, expected) for size, predict in passes.items())
             candidate = batch_shapes.FixedShapes(passes)
     except Exception as error:  # A load failure falls back; it never fails the version.
         return None, f"loading {path.parent.name}/{path.name} failed: {type(error).__name__}: {error}"
@@ -206,9 +207,8 @@ def _checked(
     return candidate, ""
 
 
-def _probe_gap(predict: Predict, size: int, expected: np.ndarray) -> float:
+def _probe_gap(predict: Predict, size: int, probe: np.ndarray, expected: np.ndarray) -> float:
     """`disagreement` on a batch of `size`: the probe images repeated (or cut) to that many."""
-    probe = probe_images()
     rows = np.resize(np.arange(len(probe)), size)
     return disagreement(predict, expected[rows], probe[rows])
 
