@@ -295,6 +295,9 @@ def _server(
     if name:
         env["BATCH_POLICY"] = name
     env |= dict(assignment.split("=", 1) for assignment in assignments) | (settings or {})
+    workers = int(env["WORKERS"])  # A policy's own WORKERS=2 starts two processes, as `python -m app` does.
+    if workers > 1:  # One set of metrics for the whole server, so the batch columns count every worker.
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
     command = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
     server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"], cwd=tree, env=env)

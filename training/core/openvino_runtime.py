@@ -8,6 +8,7 @@ only through `openvino()`: importing this module costs nothing.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,19 +65,27 @@ def save_model(model: Any, path: Path) -> None:
     openvino().save_model(model, path, compress_to_fp16=False)
 
 
-def compile_for_cpu(model: Any, threads: int | None = None) -> Predict:
-    """A model (or IR path) compiled for CPU: one latency-oriented stream, the batcher sending one
-    batch at a time. The returned function is for one thread at a time (one infer request)."""
+def compile_model(model: Any, threads: int | None = None) -> Any:
+    """The CompiledModel every CPU pass runs: the settings in one place (`compile_for_cpu` serves it)."""
     config: dict[str, Any] = {
         "PERFORMANCE_HINT": "LATENCY",
         # CPUs with bf16 or AMX default to bf16, which moves probabilities by up to ~0.04 here;
         # in an int8 model this applies to the layers left unquantized.
         "INFERENCE_PRECISION_HINT": "f32",
+        # Pinning helps a process whose threads cover every core (1.08-1.10x at c=2-16), but each
+        # process pins to the same first cores: two one-thread workers passed 341 images/s each on
+        # one core, 747 and 659 unpinned (docs/benchmarks.md, stop 55).
+        "ENABLE_CPU_PINNING": threads is None or threads >= (os.cpu_count() or 1),
     }
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = openvino().Core().compile_model(model, "CPU", config)
-    request = compiled.create_infer_request()
+    return openvino().Core().compile_model(model, "CPU", config)
+
+
+def compile_for_cpu(model: Any, threads: int | None = None) -> Predict:
+    """A model (or IR path) compiled for CPU: one latency-oriented stream, the batcher sending one
+    batch at a time. The returned function is for one thread at a time (one infer request)."""
+    request = compile_model(model, threads).create_infer_request()
 
     def predict(images: np.ndarray) -> np.ndarray:
         return np.array(request.infer([np.ascontiguousarray(images, np.uint8)])[0], np.float32)

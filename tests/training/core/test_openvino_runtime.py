@@ -1,15 +1,18 @@
-"""The one door to OpenVINO: imported through it, openvino reports nothing and forks nothing."""
+"""The one door to OpenVINO: imported through it, openvino reports nothing and forks nothing; its compile
+settings hold."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from tests.utils.data import REPO
+from training.core.openvino_runtime import compile_model, openvino
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed")
 
@@ -41,3 +44,19 @@ def test_openvino_imported_through_the_runtime_sends_no_usage_reports() -> None:
     assert report["answer"] == [[0.0, 0.0, 2.0]]
     assert report["telemetry"] == "openvino.tools.ovc.telemetry_stub"  # The converter's silent fallback.
     assert report["forks"] == 0  # Each report would fork the whole process to post it.
+
+
+@pytest.mark.parametrize("threads", [None, 1, os.cpu_count()])
+def test_threads_are_pinned_only_when_they_cover_every_core(threads: int | None) -> None:
+    """Pinning helps one process that has every core, but every process pins to the same first cores:
+    with WORKERS=2 (a thread each) both workers' passes ran on one core."""
+    ov = openvino()
+    ops = ov.opset13
+    images = ops.parameter([1, 3], ov.Type.f32)
+    compiled = compile_model(ov.Model([ops.relu(images)], [images]), threads)
+
+    every_core = threads is None or threads == os.cpu_count()
+    assert compiled.get_property("ENABLE_CPU_PINNING") is every_core
+    if threads is not None:  # Else OpenVINO's own count (one per physical core).
+        assert compiled.get_property("INFERENCE_NUM_THREADS") == threads
+    assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
