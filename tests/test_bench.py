@@ -4,6 +4,9 @@ what the project provides: a rename in training/ or app/ should fail here, not i
 from __future__ import annotations
 
 import importlib
+import os
+import threading
+import time
 
 import pytest
 
@@ -25,6 +28,7 @@ ENTRY_POINTS = {
     "bench.distributed_scaling": "main",
     "bench.startup_memory": "main",
     "bench.loop_cost": "main",
+    "bench.core_use": "main",
     "bench.machine": "describe",
 }
 
@@ -32,3 +36,15 @@ ENTRY_POINTS = {
 @pytest.mark.parametrize("module", sorted(ENTRY_POINTS))
 def test_benchmark_imports_resolve(module: str) -> None:
     assert callable(getattr(importlib.import_module(module), ENTRY_POINTS[module]))
+
+
+def test_core_use_reads_each_thread_of_a_process_and_the_idle_cores() -> None:
+    from bench import core_use
+
+    start = time.thread_time()
+    while time.thread_time() - start < 0.05:  # Burn CPU on this thread, so /proc has something to count.
+        pass
+    threads = core_use._thread_cpu(os.getpid())
+    assert threading.get_native_id() in threads
+    assert threads[threading.get_native_id()] >= 0.04
+    assert core_use._idle_seconds() > 0
