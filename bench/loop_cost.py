@@ -44,9 +44,11 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))
     sys.path.insert(1, str(REPO))
+    home = tempfile.mkdtemp(prefix="bench-home-")
     os.environ |= {
         "MODELS_DIR": str(REPO / "models"),
-        "HOME": tempfile.mkdtemp(prefix="bench-home-"),
+        "HOME": home,
+        "MONITORING_DB": f"sqlite:///{home}/monitoring.db",  # A new log, not the tree's data/monitoring.db.
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "POLL_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "warning",

@@ -278,11 +278,15 @@ def _server(
 ) -> Iterator[str]:
     """The service plus bench/baseline_app.py's reference endpoints of source tree `tree` (its code, this
     checkout's model store), in uvicorn, until the block ends; `settings` adds environment variables."""
+    home = tempfile.mkdtemp(prefix="bench-home-")  # No cache from an earlier start.
     env = {
         **os.environ,
         "BENCH_MODEL": model,
         "MODELS_DIR": str(REPO / "models"),
-        "HOME": tempfile.mkdtemp(prefix="bench-home-"),  # No cache from an earlier start.
+        "HOME": home,
+        # Each server its own new prediction log: the default, data/monitoring.db in the tree, is shared by the
+        # servers of one run and grows with every run (2.5 GB after stop 56's, written by two servers at once).
+        "MONITORING_DB": f"sqlite:///{home}/monitoring.db",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "POLL_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "warning",

@@ -78,6 +78,7 @@ def measure(tree: Path, store: Path, predictions: int, scratch: Path, workers: i
     env = {
         **os.environ,
         "HOME": str(home),
+        "MONITORING_DB": f"sqlite:///{home}/monitoring.db",  # A new log, not the tree's data/monitoring.db.
         "MODELS_DIR": str(store),
         "PORT": str(port),
         "POLL_INTERVAL_SECONDS": "0",
