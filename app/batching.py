@@ -37,6 +37,14 @@ never waits; `BatchPolicy.FIXED` is the former rule, kept as the reference: ever
 goes through the event loop and, after any batch of several, waits up to `max_wait_ms`
 for a full one. The bench sweeps are in docs/benchmarks.md.
 
+A pass releases Python's GIL while it computes and needs it back to hand over its answers. A
+waiting thread asks the holder to let go only after Python's switch interval (5 ms), and an
+event loop busy with other clients holds it all that time: at 32 clients of the default model
+the cores idled 12% of the time. So a chained pass (the loop is feeding the thread) runs with a
+short interval (`gil_interval_ms`); any other pass, and everything else, with Python's. The
+short interval makes the other threads switch more often: measured, it slowed the passes of a
+lone batch, which have the cores to themselves (docs/benchmarks.md, stop 57).
+
 Closing drains: the model is still in memory when its version is unloaded (deleted
 from the store, dropped by the serving policy, the server stopping), so every request
 already handed to the batcher is answered, as TF Serving and Triton finish in-flight
@@ -47,10 +55,12 @@ ModelNotReady (503, "retry").
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from enum import StrEnum
 
 import numpy as np
@@ -125,8 +135,10 @@ class MicroBatcher:
         max_batch_size: int,
         max_wait_ms: float,
         policy: BatchPolicy = BatchPolicy.ADAPTIVE,
+        gil_interval_ms: float | None = None,
     ) -> None:
         self._predict = predict
+        self._gil_interval = None if gil_interval_ms is None else gil_interval_ms / 1000.0
         self._executor = executor
         self._max_batch_size = max_batch_size
         self._max_wait = max_wait_ms / 1000.0
@@ -198,10 +210,11 @@ class MicroBatcher:
             except TimeoutError:
                 return
 
-    def _serve_pending(self) -> None:
+    def _serve_pending(self, chained: bool = False) -> None:
         """In the inference thread: one forward pass over what is queued, its answers handed to the event
         loop; then, if more queued meanwhile and the policy chains, the next pass straight away, without
-        a round trip through the event loop (a new job, so other models' passes take their turn)."""
+        a round trip through the event loop (a new job, so other models' passes take their turn). A chained
+        pass runs with the short switch interval: the event loop is busy feeding it and holds the GIL."""
         batch: list[Request] = []
         largest = self.largest()
         while self._pending and len(batch) < largest:
@@ -211,14 +224,15 @@ class MicroBatcher:
         if batch:
             started = time.perf_counter()
             try:
-                outcome: np.ndarray | Exception = self._predict(np.stack([image for image, _ in batch]))
+                with switch_interval(self._gil_interval if chained else None):
+                    outcome: np.ndarray | Exception = self._predict(np.stack([image for image, _ in batch]))
             except Exception as error:  # Handed to every request of the batch; serving goes on.
                 outcome = error
             if not self._post(self._deliver, batch, outcome, started, time.perf_counter() - started):
                 return
         if self._pending and self._chains(len(batch)):
             try:
-                self._executor.submit(self._serve_pending)
+                self._executor.submit(self._serve_pending, True)
                 return
             except RuntimeError:  # The executor is shut down: the event loop fails what is left.
                 pass
@@ -306,6 +320,21 @@ class MicroBatcher:
         while self._pending:
             leftover.append(self._pending.popleft())
         _fail(leftover, error)
+
+
+@contextmanager
+def switch_interval(seconds: float | None) -> Iterator[None]:
+    """Python's switch interval set to `seconds` (None: left as it is) for the block, then put back. One
+    inference thread runs the passes, so no other pass changes it meanwhile."""
+    if seconds is None:
+        yield
+        return
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _unloaded() -> ModelNotReady:

@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(2.0, ge=0, description="How often MODELS_DIR is rescanned; 0 turns it off.")
     host: str = Field("127.0.0.1", description="Address `python -m app` listens on (0.0.0.0 in the image).")
     port: int = Field(8000, gt=0, lt=65536, description="Port `python -m app` listens on.")
+    gil_switch_interval_ms: float = Field(
+        0.2,
+        gt=0,
+        description=(
+            "Python's switch interval during a pass the inference thread chains (the event loop busy feeding it): "
+            "how long the loop may keep the GIL from the pass once it is done and needs it back to hand over its "
+            "answers. Elsewhere Python's own, 5 ms, which a chained pass waited while the cores idled."
+        ),
+    )
     gc_young_threshold: int = Field(
         20_000,
         gt=0,

@@ -430,6 +430,7 @@ class ModelRegistry:
             batch_size(servable.backend, self.settings.backend_options()),
             self.settings.batch_max_wait_ms,
             self.settings.batch_policy,
+            self.settings.gil_switch_interval_ms,
         )
         loaded = self._loaded[(name, version)] = LoadedModel(servable.artifact, batcher, servable.novelty)
         self._artifacts[(name, version)] = servable.artifact

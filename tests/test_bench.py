@@ -29,6 +29,7 @@ ENTRY_POINTS = {
     "bench.startup_memory": "main",
     "bench.loop_cost": "main",
     "bench.core_use": "main",
+    "bench.gil_wait": "main",
     "bench.machine": "describe",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -407,3 +408,44 @@ def test_the_fixed_policy_and_batching_turned_off_keep_the_configured_size_whate
     for batcher in (fixed, off):
         batcher.costs.observe(1, 0.00025, period=0.1)  # 1% of the time.
     assert (fixed.largest(), off.largest()) == (4, 1)
+
+
+def test_a_pass_the_thread_chains_runs_with_the_short_switch_interval_any_other_with_pythons() -> None:
+    """The second pass is chained (four queued during the first): the event loop, busy feeding the thread,
+    would keep the GIL from it for Python's 5 ms after it computes. The first, sent by the loop, is not."""
+    seen = []
+
+    def recording(images: np.ndarray) -> np.ndarray:
+        seen.append(sys.getswitchinterval())
+        time.sleep(0.05)
+        return np.zeros((len(images), 10), np.float32)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(recording, ThreadPoolExecutor(1), max_batch_size=4, max_wait_ms=0, gil_interval_ms=0.25)
+        image = np.zeros((32, 32, 3), np.uint8)
+        first = [asyncio.ensure_future(batcher.predict(image)) for _ in range(4)]
+        await asyncio.sleep(0.02)  # The first pass is computing; four more queue behind it.
+        await asyncio.gather(*first, *(batcher.predict(image) for _ in range(4)))
+        await batcher.close()
+
+    before = sys.getswitchinterval()
+    asyncio.run(scenario())
+    assert seen == [before, pytest.approx(0.00025)]
+    assert sys.getswitchinterval() == before  # Put back after the pass.
+
+
+def test_a_failing_chained_pass_puts_the_switch_interval_back() -> None:
+    def failing(images: np.ndarray) -> np.ndarray:
+        time.sleep(0.05)
+        raise RuntimeError("boom")
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(failing, ThreadPoolExecutor(1), max_batch_size=1, max_wait_ms=0, gil_interval_ms=0.25)
+        image = np.zeros((32, 32, 3), np.uint8)
+        outcomes = await asyncio.gather(*(batcher.predict(image) for _ in range(3)), return_exceptions=True)
+        assert [str(outcome) for outcome in outcomes] == ["boom"] * 3
+        await batcher.close()
+
+    before = sys.getswitchinterval()
+    asyncio.run(scenario())
+    assert sys.getswitchinterval() == before
