@@ -101,10 +101,12 @@ class Settings(BaseSettings):
     gil_switch_interval_ms: float = Field(
         0.2,
         gt=0,
+        le=5,
         description=(
             "Python's switch interval during a pass the inference thread chains (the event loop busy feeding it): "
             "how long the loop may keep the GIL from the pass once it is done and needs it back to hand over its "
-            "answers. Elsewhere Python's own, 5 ms, which a chained pass waited while the cores idled."
+            "answers. Elsewhere Python's own, 5 ms, which a chained pass waited while the cores idled; 5 turns "
+            "this off."
         ),
     )
     gc_young_threshold: int = Field(
