@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app import batch_shapes  # noqa: E402
+from app.batching import switch_interval  # noqa: E402
 from bench import machine  # noqa: E402
 from training.core.preprocessing import INPUT_SHAPE  # noqa: E402
 
@@ -69,22 +70,21 @@ def timed(predict: batch_shapes.Predict, size: int) -> str:
 
 def beside_python(predict: batch_shapes.Predict, size: int, interval: float) -> str:
     """`timed`, while another thread of this process runs Python without pause (the GIL's other holder)."""
-    before, running = sys.getswitchinterval(), True
+    running = True
 
     def busy() -> None:
         count = 0
         while running:
             count += 1
 
-    sys.setswitchinterval(interval)
-    thread = threading.Thread(target=busy)
-    thread.start()
-    try:
-        return timed(predict, size)
-    finally:
-        running = False
-        thread.join()
-        sys.setswitchinterval(before)
+    with switch_interval(interval):
+        thread = threading.Thread(target=busy)
+        thread.start()
+        try:
+            return timed(predict, size)
+        finally:
+            running = False
+            thread.join()
 
 
 if __name__ == "__main__":
