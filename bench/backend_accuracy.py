@@ -26,11 +26,15 @@ from app.config import Settings  # noqa: E402
 from app.inference import load_servable  # noqa: E402
 from bench import machine  # noqa: E402
 from training import robustness  # noqa: E402
+from training.core.novelty import split_rows  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
 
 
 def in_batches(predict: object, images: np.ndarray, size: int = 500) -> np.ndarray:
-    return np.concatenate([predict(images[i : i + size]) for i in range(0, len(images), size)])  # type: ignore[operator]
+    """The class probabilities (N, 10): a version with a novelty score answers it in an eleventh column,
+    which argmax would otherwise count as a class."""
+    rows = np.concatenate([predict(images[i : i + size]) for i in range(0, len(images), size)])  # type: ignore[operator]
+    return split_rows(rows)[0]
 
 
 def main() -> int:
