@@ -8,6 +8,8 @@ from a queue, balance by themselves: the stream on the freer core takes more chu
 both, on the newest int8 version of a model, alone and beside a thread of this process that runs
 Python for 1 ms at a time, busy the given shares of the time (the event loop at 32 clients is busy
 about half of it; as in the service, the switch interval is the short one of a chained pass).
+Timed so, the chunks finished 8-14% sooner beside a half-busy thread; served so, at 32 clients,
+they did not (docs/benchmarks.md, stop 58): the event loop is not a synthetic busy thread.
 
     python bench/pass_split.py --model whitened_convnet --batch 16 --chunks 2,4,8 --busy 0.5,1
 """
