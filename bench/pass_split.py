@@ -29,13 +29,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.batching import switch_interval  # noqa: E402
+from app.config import Settings  # noqa: E402
 from bench import machine  # noqa: E402
 from bench.gil_wait import newest_int8  # noqa: E402
 from training.core import openvino_runtime  # noqa: E402
 from training.core.preprocessing import INPUT_SHAPE  # noqa: E402
 
 PASSES = 60
-SWITCH_INTERVAL = 0.0002  # Seconds: Settings.gil_switch_interval_ms, as a chained pass runs.
 
 
 def main() -> int:
@@ -79,6 +79,7 @@ def chunked(path: Path, images: np.ndarray, size: int) -> Callable[[], np.ndarra
     ov = openvino_runtime.openvino()
     model = openvino_runtime.read_model(path)
     model.reshape([size, *INPUT_SHAPE])
+    # Throughput streams instead of compile_model's one latency stream; its f32 precision kept.
     config = {"NUM_STREAMS": 2, "INFERENCE_NUM_THREADS": 2, "ENABLE_CPU_PINNING": False}
     compiled = ov.Core().compile_model(model, "CPU", config | {"INFERENCE_PRECISION_HINT": "f32"})
     queue = ov.AsyncInferQueue(compiled, 2)
@@ -118,7 +119,7 @@ def beside_python(run: Callable[[], np.ndarray], share: float) -> float:
             if share < 1:
                 time.sleep(0.001 * (1 - share) / share)
 
-    with switch_interval(SWITCH_INTERVAL):
+    with switch_interval(Settings().gil_switch_interval_ms / 1000):  # As a chained pass runs.
         thread = threading.Thread(target=busy)
         thread.start()
         try:
