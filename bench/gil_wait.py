@@ -15,6 +15,8 @@ import argparse
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,18 +72,29 @@ def timed(predict: batch_shapes.Predict, size: int) -> str:
 
 def beside_python(predict: batch_shapes.Predict, size: int, interval: float) -> str:
     """`timed`, while another thread of this process runs Python without pause (the GIL's other holder)."""
+    with python_running(interval):
+        return timed(predict, size)
+
+
+@contextmanager
+def python_running(interval: float, share: float = 1.0) -> Iterator[None]:
+    """Another thread of this process running Python `share` of the time (1 ms at a time when less than
+    all of it), with the switch interval set to `interval` seconds, for the block."""
     running = True
 
     def busy() -> None:
-        count = 0
         while running:
-            count += 1
+            until = time.perf_counter() + 0.001
+            while time.perf_counter() < until:
+                pass
+            if share < 1:
+                time.sleep(0.001 * (1 - share) / share)
 
     with switch_interval(interval):
         thread = threading.Thread(target=busy)
         thread.start()
         try:
-            return timed(predict, size)
+            yield
         finally:
             running = False
             thread.join()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +27,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.batching import switch_interval  # noqa: E402
 from app.config import Settings  # noqa: E402
 from bench import machine  # noqa: E402
-from bench.gil_wait import newest_int8  # noqa: E402
+from bench.gil_wait import newest_int8, python_running  # noqa: E402
 from training.core import openvino_runtime  # noqa: E402
 from training.core.preprocessing import INPUT_SHAPE  # noqa: E402
 
@@ -108,25 +106,9 @@ def timed(run: Callable[[], np.ndarray]) -> float:
 
 
 def beside_python(run: Callable[[], np.ndarray], share: float) -> float:
-    """`timed`, while another thread runs Python 1 ms at a time, `share` of the time."""
-    running = True
-
-    def busy() -> None:
-        while running:
-            until = time.perf_counter() + 0.001
-            while time.perf_counter() < until:
-                pass
-            if share < 1:
-                time.sleep(0.001 * (1 - share) / share)
-
-    with switch_interval(Settings().gil_switch_interval_ms / 1000):  # As a chained pass runs.
-        thread = threading.Thread(target=busy)
-        thread.start()
-        try:
-            return timed(run)
-        finally:
-            running = False
-            thread.join()
+    """`timed`, while another thread runs Python `share` of the time, at the interval of a chained pass."""
+    with python_running(Settings().gil_switch_interval_ms / 1000, share):
+        return timed(run)
 
 
 def _ints(text: str) -> list[int]:
