@@ -28,6 +28,8 @@ full load the event loop does), with the mean forward pass in ms.
         # machine's drift hits each policy and each concurrency alike; each cell's median over the rounds
     python bench/serve_throughput.py --model model_1 --policies 'fixed BATCH_MAX_WAIT_MS=2,adaptive' --rounds 3 \
         --concurrency 1,2,4,8,16,32,64 --seconds 3   # the former rule with its former 2 ms wait, against today's
+    python bench/serve_throughput.py --model whitened_convnet --policies adaptive --rounds 12 --concurrency 8,32 \
+        --seconds 3 --ratio 8/32   # c=8 over c=32 taken round by round, with a bootstrap interval
 
 Server settings come from the environment as usual (BATCH_MAX_WAIT_MS, TF_INTRA_OP_THREADS, ...);
 `--backends` sets INFERENCE_BACKEND for each server (default: the environment's, else auto), and
@@ -55,6 +57,7 @@ import httpx
 import numpy as np
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from scipy.stats import bootstrap
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -122,7 +125,15 @@ def main() -> int:
         "servers' and the concurrencies' order each round, reporting each cell's median: a slow minute of the machine "
         "then hits every server and every concurrency alike",
     )
+    parser.add_argument(
+        "--ratio",
+        help="with --rounds, A/B: each server's throughput at concurrency A over B, taken round by round (the "
+        "machine's drift divides out), its median and 95%% bootstrap interval",
+    )
     args = parser.parse_args()
+    ratio = args.ratio.split("/") if args.ratio else []
+    if args.ratio and not (args.rounds and len(ratio) == 2 and set(ratio) <= set(args.concurrency.split(","))):
+        parser.error("--ratio A/B needs --rounds, and A and B among --concurrency")
     endpoints = {name: ENDPOINTS[name] for name in args.endpoints.split(",")}
     if args.rounds:
         endpoints = {"predict": ENDPOINTS["predict"]}
@@ -218,6 +229,35 @@ def _interleaved(
             }
             r["spread"] = float(np.ptp([run["rps"] for run in runs]) / r["rps"])
             _print_cell(f"{label}", concurrency, r)
+    if args.ratio:
+        top, bottom = (int(c) for c in args.ratio.split("/"))
+        for label in servers:
+            _print_paired_ratio(label, top, bottom, samples[label, top], samples[label, bottom])
+
+
+def _print_paired_ratio(label: str, top: int, bottom: int, tops: list[dict], bottoms: list[dict]) -> None:
+    """One server's throughput at concurrency `top` over `bottom`, round by round, with `top`'s batch each round."""
+    median, low, high = paired_ratio([run["rps"] for run in tops], [run["rps"] for run in bottoms])
+    rounds = ", ".join(
+        f"{a['rps'] / b['rps']:.0%} ({a['rps']:.0f}, {a.get('batch', float('nan')):.1f})"
+        for a, b in zip(tops, bottoms, strict=True)
+    )
+    print(f"{label}: c={top} / c={bottom} {median:.1%} (95% interval {low:.1%}-{high:.1%})")
+    print(f"  each round, with c={top}'s req/s and mean batch: {rounds}")
+
+
+def paired_ratio(top: list[float], bottom: list[float]) -> tuple[float, float, float]:
+    """The median over rounds of `top / bottom` taken round by round, and a 95% bootstrap interval for it.
+
+    A round measures both cells minutes apart at most, so a drift of the machine's speed (up to 25% over
+    minutes on some machines, docs/benchmarks.md) divides out of each round's ratio; the ratio of the two
+    cells' medians keeps whatever drift fell between the rounds that happen to be the medians."""
+    ratios = np.asarray(top) / np.asarray(bottom)
+    if len(ratios) < 2:
+        return float(ratios[0]), float("nan"), float("nan")
+    interval = bootstrap((ratios,), np.median, confidence_level=0.95, method="percentile", random_state=0)
+    ci = interval.confidence_interval
+    return float(np.median(ratios)), float(ci.low), float(ci.high)
 
 
 def _with_batching(base: str, cell: Callable[[], dict]) -> dict:
