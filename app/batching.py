@@ -12,13 +12,17 @@ requests (docs/benchmarks.md: +9% at 8 clients of the default model). Each pass 
 job on the shared executor, so other models' passes take their turns. When the queue
 shrinks, the thread stops and the event loop gathers the next batch.
 
-How large a batch may grow depends on what limits too. With more clients than one batch
-holds, they alternate in groups, one computing while the event loop serves the other.
-That overlap pays while the model's own compute is a fair share of the time. For a tiny
-model the event loop limits, it can save at most that small share, and measured, two
-groups cost more than they save: its groups merge into one of up to twice the batch size
-(`largest`, from `CostModel.compute_share`; docs/benchmarks.md: `model_1` at 64 clients
-+10-13%).
+How large a batch may grow depends on what limits too. Clients in two alternating groups
+overlap: one group's pass computes while the event loop answers the other and reads its
+next requests. In one group they take turns, and the inference thread idles through the
+event loop's turn. That overlap pays while the model's own compute is a fair share of the
+time. For a tiny model the event loop limits, it can save at most that small share, and
+measured, two groups cost more than they save: its groups merge into one of up to twice the
+batch size (`largest`, from `CostModel.compute_share`; docs/benchmarks.md: `model_1` at 64
+clients +10-13%). For the others, a batch takes at most half the clients, so that even
+fewer clients than one batch holds form two groups, as long as the extra pass's fixed cost
+is less than the event loop's turn it hides (`CostModel.split_pays`; docs/benchmarks.md:
+the default model at 8 clients +9%, its inference thread busy 99% of the time, not 67%).
 
 Whether that batch waits for more is decided per batch (`BatchPolicy.ADAPTIVE`). The
 clients about to send again are those of the batch just answered and those that queued
@@ -74,6 +78,9 @@ Request = tuple[np.ndarray, "asyncio.Future[np.ndarray]"]
 # them, between the cases measured (docs/benchmarks.md, stops 50-52): at 64 clients, model_1 (compute ~5% of the
 # time) serves 5-13% more in one group of 64 than in two of 32, model_2 (~30%) 6% less.
 OVERLAP_PAYS = 0.2
+# Passes over which the batcher counts its clients: long enough to see both groups of alternating clients, short
+# enough to follow the load within a few passes.
+CLIENTS_OVER = 8
 
 
 class BatchPolicy(StrEnum):
@@ -94,6 +101,10 @@ class CostModel:
     `compute_share` is the share of the time the model's own compute would take at the current rate
     of images with the cores to itself: the fastest pass seen, per image, times images per second.
     Unlike `busy` it does not grow when passes slow down sharing the cores with the event loop.
+
+    `loop_per_image` is the event loop's CPU time between two passes' answers, per image answered
+    (same forgetting): answering, reading and parsing a request, what a client costs the event loop.
+    It is the loop's CPU, whatever it spent it on: beside other busy models it counts their requests too.
     """
 
     def __init__(self, forgetting: float = 0.98) -> None:
@@ -103,6 +114,7 @@ class CostModel:
         self.busy = 1.0
         self._fastest_per_image: float | None = None  # Seconds: the passes nothing else slowed.
         self._rate: float | None = None  # Images per second (same forgetting).
+        self.loop_per_image: float | None = None  # Seconds of the event loop's CPU.
 
     @property
     def compute_share(self) -> float:
@@ -110,21 +122,34 @@ class CostModel:
             return 1.0  # Unmeasured: as if the model limits, which changes nothing.
         return self._rate * self._fastest_per_image
 
-    def observe(self, size: int, seconds: float, period: float | None = None) -> None:
-        """A pass of `size` images took `seconds`, starting `period` seconds after the one before it."""
+    def split_pays(self, clients: int) -> bool:
+        """Whether `clients` serve more in two alternating groups than in one. In one group the inference
+        thread idles while the event loop answers and reads them all (`loop_per_image` each); two groups
+        hide that turn behind the other group's pass, at the price of one more pass's fixed cost."""
+        if self.overhead is None or self.loop_per_image is None:
+            return False  # Unmeasured: one group, as before anything was known.
+        return self.overhead < self.loop_per_image * clients
+
+    def observe(self, size: int, seconds: float, period: float | None = None, loop: float | None = None) -> None:
+        """A pass of `size` images took `seconds`, starting `period` seconds after the one before it; the
+        event loop used `loop` seconds of CPU since it answered the one before."""
+        if loop is not None:
+            self.loop_per_image = self._average(self.loop_per_image, loop / size)
         per_image = seconds / size
         if self._fastest_per_image is None or per_image < self._fastest_per_image:
             self._fastest_per_image = per_image
         if period is not None and period > 0:
             self.busy = self._forgetting * self.busy + (1 - self._forgetting) * min(1.0, seconds / period)
-            rate = size / period
-            self._rate = rate if self._rate is None else self._forgetting * self._rate + (1 - self._forgetting) * rate
+            self._rate = self._average(self._rate, size / period)
         self._sums = self._forgetting * self._sums + np.array([1.0, size, seconds, size * size, size * seconds])
         weight, x, y, xx, xy = self._sums
         spread = weight * xx - x * x
         if spread > 1e-6 * weight * xx:  # At least two sizes, not drowned in rounding.
             slope = (weight * xy - x * y) / spread
             self.overhead = max(0.0, (y - slope * x) / weight)
+
+    def _average(self, average: float | None, value: float) -> float:
+        return value if average is None else self._forgetting * average + (1 - self._forgetting) * value
 
 
 class MicroBatcher:
@@ -153,6 +178,13 @@ class MicroBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous = 1  # Requests in the last batch: clients about to come back...
         self._behind = 0  # ...with those that queued while it computed.
+        # The clients: each pass's peak of requests held at once, queued or computing (a closed-loop client has
+        # at most one here), over the last CLIENTS_OVER passes; `_computing` is set by the inference thread.
+        self._peaks: deque[int] = deque(maxlen=CLIENTS_OVER)
+        self._peak = 0
+        self._computing = 0
+        self._clients = 1
+        self._loop_clock: float | None = None  # The event loop's CPU clock when it last answered a pass.
         self._last_start: float | None = None  # When the last pass started: the clock of the busy share.
         self.costs = CostModel()
         self._closing = False
@@ -164,6 +196,7 @@ class MicroBatcher:
         self._loop = asyncio.get_running_loop()  # Where the inference thread posts the answers.
         future: asyncio.Future[np.ndarray] = self._loop.create_future()
         self._pending.append((image, future))
+        self._peak = max(self._peak, len(self._pending) + self._computing)
         self._arrived.set()
         if not self._serving:
             self._start()
@@ -221,6 +254,7 @@ class MicroBatcher:
             request = self._pending.popleft()
             if not request[1].cancelled():  # Its caller left.
                 batch.append(request)
+        self._computing = len(batch)
         if batch:
             started = time.perf_counter()
             try:
@@ -228,6 +262,7 @@ class MicroBatcher:
                     outcome: np.ndarray | Exception = self._predict(np.stack([image for image, _ in batch]))
             except Exception as error:  # Handed to every request of the batch; serving goes on.
                 outcome = error
+            self._computing = 0
             if not self._post(self._deliver, batch, outcome, started, time.perf_counter() - started):
                 return
         if self._pending and self._chains(len(batch)):
@@ -252,12 +287,17 @@ class MicroBatcher:
         period = None if self._last_start is None else started - self._last_start
         self._last_start = started
         self._previous, self._behind = len(batch), len(self._pending)
+        self._peaks.append(self._peak)
+        self._peak, self._clients = 0, max(self._peaks)
+        clock = time.thread_time()  # This thread's CPU: the event loop's.
+        loop = None if self._loop_clock is None else clock - self._loop_clock
+        self._loop_clock = clock
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.FORWARD_PASS_SECONDS.observe(seconds)
         if isinstance(outcome, Exception):
             _fail(batch, outcome)
             return
-        self.costs.observe(len(batch), seconds, period)
+        self.costs.observe(len(batch), seconds, period, loop)
         for row, (_, future) in zip(outcome, batch, strict=True):
             if not future.done():  # The client may have gone away.
                 future.set_result(row)
@@ -285,14 +325,25 @@ class MicroBatcher:
         return min(self._previous + self._behind, self.largest())
 
     def largest(self) -> int:
-        """The most requests one pass takes: `max_batch_size`, or twice that while the model's own compute is
-        under OVERLAP_PAYS of the time. More clients than one batch alternate in groups, one computing
-        while the event loop serves the other; that overlap pays when the model's compute is a fair share of
-        the time. When it is not (a tiny model: the event loop limits), the two groups serve more merged
-        into one. A batch size of one (batching off) stays one."""
-        if self._policy is BatchPolicy.FIXED or self._max_batch_size == 1 or self.costs.compute_share >= OVERLAP_PAYS:
+        """The most requests one pass takes. Clients in two alternating groups overlap, one computing while
+        the event loop serves the other; that pays when the model's compute is a fair share of the time
+        (OVERLAP_PAYS). So a batch takes half the clients, rounded up, when that split pays by the measured
+        costs (`CostModel.split_pays`), and at most `max_batch_size`. When the model's compute is a small
+        share (a tiny model: the event loop limits), the two groups serve more merged into one of up to
+        twice `max_batch_size`. The fixed policy and a batch size of one (batching off) keep the setting."""
+        if self._policy is BatchPolicy.FIXED or self._max_batch_size == 1:
             return self._max_batch_size
-        return 2 * self._max_batch_size
+        if self.costs.compute_share < OVERLAP_PAYS:
+            return 2 * self._max_batch_size
+        clients = self.clients()
+        if self.costs.split_pays(clients):
+            return min(self._max_batch_size, -(-clients // 2))
+        return self._max_batch_size
+
+    def clients(self) -> int:
+        """How many clients the batcher serves: the most requests it held at once, queued or computing, over
+        the last CLIENTS_OVER passes and since (a burst counts at once, and until it has gone by)."""
+        return max(self._clients, self._peak)
 
     def patience(self) -> float:
         """Seconds to wait for the next request while below target: what it saves (ADAPTIVE), else max_wait.

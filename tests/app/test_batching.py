@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from app.batching import BatchPolicy, CostModel, MicroBatcher
+from app.batching import CLIENTS_OVER, BatchPolicy, CostModel, MicroBatcher
 
 
 def _identity_rows(images: np.ndarray) -> np.ndarray:
@@ -449,3 +450,100 @@ def test_a_failing_chained_pass_puts_the_switch_interval_back() -> None:
     before = sys.getswitchinterval()
     asyncio.run(scenario())
     assert sys.getswitchinterval() == before
+
+
+def test_the_batcher_counts_its_clients_as_the_most_requests_it_held_at_once() -> None:
+    async def scenario() -> list[int]:
+        batcher = MicroBatcher(_identity_rows, ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=0)
+        image = np.zeros((32, 32, 3), np.uint8)
+        counted = [batcher.clients()]
+        await asyncio.gather(*(batcher.predict(image) for _ in range(8)))
+        counted.append(batcher.clients())
+        for _ in range(CLIENTS_OVER):
+            await batcher.predict(image)  # One client left.
+        counted.append(batcher.clients())
+        burst = [asyncio.ensure_future(batcher.predict(image)) for _ in range(12)]
+        await asyncio.sleep(0)
+        counted.append(batcher.clients())  # Counted as it arrives, before any of its passes.
+        await asyncio.gather(*burst)
+        await batcher.close()
+        return counted
+
+    assert asyncio.run(scenario()) == [1, 8, 1, 12]
+
+
+def test_two_groups_pay_when_one_more_passs_fixed_cost_is_less_than_the_event_loops_turn_it_hides() -> None:
+    costs = CostModel()
+    assert not costs.split_pays(8)  # Unmeasured: one group.
+    for size in (1, 8):
+        costs.observe(size, 0.0005 + 0.003 * size, loop=0.001 * size)  # The loop: 1 ms a request.
+    assert costs.loop_per_image == pytest.approx(0.001)
+    assert costs.split_pays(2)  # 0.5 ms for one more pass against 2 ms the thread would idle.
+    for size in (1, 8) * 100:
+        costs.observe(size, 0.020 + 0.0005 * size, loop=0.0002 * size)
+    assert not costs.split_pays(8)  # 20 ms for one more pass against 1.6 ms.
+
+
+def _burn(seconds: float) -> None:
+    """Hold this thread's CPU (and the GIL) for `seconds`, as parsing a request does the event loop's."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def _costing(overhead: float, per_image: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A forward pass that takes `overhead + per_image * size` seconds (the GIL released, as a real one)."""
+
+    def costed(images: np.ndarray) -> np.ndarray:
+        time.sleep(overhead + per_image * len(images))
+        return _identity_rows(images)
+
+    return costed
+
+
+def _closed_loop_batch_sizes(overhead: float, per_image: float, loop_per_request: float) -> list[int]:
+    """Eight clients, each sending its next request when the last is answered, which costs the event loop
+    `loop_per_request` of CPU; a pass costs `overhead + per_image * size` and the batcher knows that line."""
+
+    async def client(batcher: MicroBatcher) -> None:
+        for _ in range(30):
+            _burn(loop_per_request)
+            await batcher.predict(np.zeros((32, 32, 3), np.uint8))
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(_costing(overhead, per_image), ThreadPoolExecutor(1), 32, max_wait_ms=60_000)
+        for size in (1, 4):
+            batcher.costs.observe(size, overhead + per_image * size)
+        await asyncio.wait_for(asyncio.gather(*(client(batcher) for _ in range(8))), timeout=30)
+        await batcher.close()
+
+    _identity_rows.sizes.clear()
+    asyncio.run(scenario())
+    return list(_identity_rows.sizes)
+
+
+def test_clients_a_heavy_model_would_keep_waiting_on_the_event_loop_alternate_in_two_groups() -> None:
+    """One batch of eight leaves the thread idle through the loop's 8 ms turn; a pass costs only 0.5 ms more."""
+    sizes = _closed_loop_batch_sizes(overhead=0.0005, per_image=0.003, loop_per_request=0.001)
+    assert max(sizes[-20:]) == 4
+    assert sum(sizes[-20:]) / 20 > 3  # Two groups of four, not a trickle of ones.
+
+
+def test_clients_a_pass_costs_more_than_the_event_loops_turn_stay_in_one_group() -> None:
+    sizes = _closed_loop_batch_sizes(overhead=0.020, per_image=0.0005, loop_per_request=0.0002)
+    assert sizes[-20:] == [8] * 20
+
+
+def test_a_burst_to_a_model_that_splits_its_clients_is_batched_in_two_halves() -> None:
+    async def scenario() -> None:
+        batcher = MicroBatcher(_costing(0.0005, 0.003), ThreadPoolExecutor(1), max_batch_size=32, max_wait_ms=0)
+        for size in (1, 8):  # A heavy model, and a loop whose turn costs more than a pass's fixed cost.
+            batcher.costs.observe(size, 0.0005 + 0.003 * size, period=0.003 * size, loop=0.001 * size)
+        image = np.zeros((32, 32, 3), np.uint8)
+        await batcher.predict(image)
+        await asyncio.gather(*(batcher.predict(image) for _ in range(16)))
+        await batcher.close()
+
+    _identity_rows.sizes.clear()
+    asyncio.run(scenario())
+    assert _identity_rows.sizes == [1, 8, 8]
