@@ -22,7 +22,7 @@ batch size (`largest`, from `CostModel.compute_share`; docs/benchmarks.md: `mode
 clients +10-13%). For the others, a batch takes at most half the clients, so that even
 fewer clients than one batch holds form two groups, as long as the extra pass's fixed cost
 is less than the event loop's turn it hides (`CostModel.split_pays`; docs/benchmarks.md:
-the default model at 8 clients +9%, its inference thread busy 99% of the time, not 67%).
+the default model at 8 clients +6%, its inference thread busy 99% of the time, not 67%).
 
 Whether that batch waits for more is decided per batch (`BatchPolicy.ADAPTIVE`). The
 clients about to send again are those of the batch just answered and those that queued
