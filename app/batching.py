@@ -337,7 +337,7 @@ class MicroBatcher:
             return 2 * self._max_batch_size
         clients = self.clients()
         if self.costs.split_pays(clients):
-            return min(self._max_batch_size, -(-clients // 2))
+            return min(self._max_batch_size, (clients + 1) // 2)  # Half, rounded up.
         return self._max_batch_size
 
     def clients(self) -> int:

@@ -522,14 +522,14 @@ def _closed_loop_batch_sizes(overhead: float, per_image: float, loop_per_request
     return list(_identity_rows.sizes)
 
 
-def test_clients_a_heavy_model_would_keep_waiting_on_the_event_loop_alternate_in_two_groups() -> None:
+def test_eight_clients_whose_event_loop_turn_outweighs_one_more_pass_alternate_in_two_groups_of_four() -> None:
     """One batch of eight leaves the thread idle through the loop's 8 ms turn; a pass costs only 0.5 ms more."""
     sizes = _closed_loop_batch_sizes(overhead=0.0005, per_image=0.003, loop_per_request=0.001)
     assert max(sizes[-20:]) == 4
     assert sum(sizes[-20:]) / 20 > 3  # Two groups of four, not a trickle of ones.
 
 
-def test_clients_a_pass_costs_more_than_the_event_loops_turn_stay_in_one_group() -> None:
+def test_eight_clients_whose_pass_costs_more_than_the_event_loops_turn_stay_in_one_group() -> None:
     sizes = _closed_loop_batch_sizes(overhead=0.020, per_image=0.0005, loop_per_request=0.0002)
     assert sizes[-20:] == [8] * 20
 
