@@ -47,8 +47,10 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(
         32,
         gt=0,
-        description="Micro-batching: most images in one forward pass; twice that for a model whose compute is "
-        "under a fifth of the time (the event loop limits it, app/batching.py).",
+        description="Micro-batching: most images in one forward pass (an upper bound: under adaptive and eager, "
+        "another model's clients run in two alternating groups of half of them when one more pass costs less than "
+        "the event loop's turn it hides); twice that for a model whose compute is under a fifth of the time (the "
+        "event loop limits it, app/batching.py).",
     )
     int8_batch_max_size: int = Field(
         16,
